@@ -1,0 +1,3 @@
+from .sift import SiftExtractor
+
+__all__ = ["SiftExtractor"]

@@ -1,0 +1,58 @@
+"""The one registry of matchers: every pipeline and benchmark resolves `--matcher NAME` here."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import InputError
+from .base import Matcher
+
+
+@dataclass
+class MatcherEntry:
+    name: str
+    factory: Callable[..., Matcher]
+    description: str
+    conf: dict[str, Any] = field(default_factory=dict)
+    available: Callable[[], bool] = lambda: True  # e.g. weights present
+
+
+REGISTRY: dict[str, MatcherEntry] = {}
+
+
+def register(name: str, description: str, conf: dict[str, Any] | None = None,
+             available: Callable[[], bool] | None = None) -> Callable[[type], type]:
+    """Class decorator (or call with a factory) that adds a matcher under `name`."""
+
+    def deco(factory):
+        REGISTRY[name] = MatcherEntry(name, factory, description, dict(conf or {}), available or (lambda: True))
+        return factory
+
+    return deco
+
+
+def get_matcher(name: str, conf: dict[str, Any] | None = None, device: str = "auto") -> Matcher:
+    """Instantiate a registered matcher; `conf` overrides the entry's defaults."""
+    _load_builtin()
+    if name not in REGISTRY:
+        raise InputError(f"unknown matcher '{name}'; available: {', '.join(sorted(REGISTRY))}")
+    entry = REGISTRY[name]
+    if not entry.available():
+        raise InputError(f"matcher '{name}' is registered but not available (missing weights?)")
+    matcher = entry.factory({**entry.conf, **(conf or {})}, device=device)
+    matcher.registry_name = name
+    return matcher
+
+
+def list_matchers() -> list[MatcherEntry]:
+    _load_builtin()
+    return [REGISTRY[k] for k in REGISTRY]
+
+
+def _load_builtin() -> None:
+    # Importing the modules runs their @register decorators.
+    from . import sift_nn  # noqa: F401
+    try:
+        from . import lightglue  # noqa: F401
+    except ImportError:
+        pass
