@@ -150,3 +150,14 @@ def resize_max(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, flo
     s = max_side / max(h, w)
     new = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     return new, max(h, w) / max(new.shape[:2])
+
+
+def exif_camera(path: Path) -> str | None:
+    """'Make Model' from EXIF, or None."""
+    try:
+        with Image.open(path) as img:
+            exif = img.getexif()
+    except Exception:
+        return None
+    make, model = exif.get(0x010F), exif.get(0x0110)
+    return f"{make or ''} {model or ''}".strip() or None

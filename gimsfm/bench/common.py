@@ -1,0 +1,109 @@
+"""Pieces shared by the pose and homography benchmarks: matcher selection, plots, result tables."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .. import logger
+from ..errors import InputError
+from ..matchers import get_matcher, list_matchers
+from ..matchers.base import Matcher
+from .metrics import recall_curve
+
+BASELINE_MATCHER = "sift-nn"
+
+
+def resolve_matcher_names(names: Sequence[str] | None, add_baseline: bool = True) -> list[str]:
+    """Requested matchers in order, sift-nn first-added as the reference unless disabled; unknown -> error."""
+    names = list(dict.fromkeys(names or []))
+    if add_baseline and BASELINE_MATCHER not in names:
+        names = [BASELINE_MATCHER] + names
+    if not names:
+        raise InputError("no matcher selected: give --matcher NAME")
+    known = {e.name for e in list_matchers()}
+    for n in names:
+        if n not in known:
+            raise InputError(f"unknown matcher '{n}'; available: {', '.join(sorted(known))}")
+    return names
+
+
+def available_matcher_names() -> list[str]:
+    """Every registered matcher whose weights / dependencies are present (what the gate runs)."""
+    out = []
+    for entry in list_matchers():
+        try:
+            ok = bool(entry.available())
+        except Exception:  # an availability probe must never break the benchmark
+            ok = False
+        if ok:
+            out.append(entry.name)
+        else:
+            logger.info("matcher %s is registered but not available: skipped", entry.name)
+    return out
+
+
+def build_matcher(name: str, device: str = "auto") -> Matcher:
+    return get_matcher(name, device=device)
+
+
+def unique_names(paths: Sequence[Path]) -> list[str]:
+    """Folder names as data set names; repeated names get their parent's name prepended."""
+    names = [Path(p).name for p in paths]
+    out = []
+    for p, n in zip(paths, names):
+        out.append(f"{Path(p).parent.name}-{n}" if names.count(n) > 1 else n)
+    return out
+
+
+def finite_or_none(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def plot_recall_curves(path: Path, panels: dict[str, dict[str, Sequence[float]]], max_error: float, xlabel: str,
+                       title: str) -> Path:
+    """One panel per data set (plus 'all'): cumulative fraction of pairs below each error, one line per matcher."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(panels)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    for ax, (panel, curves) in zip(axes.ravel(), panels.items()):
+        for label, errors in curves.items():
+            x, y = recall_curve(errors, max_error)
+            ax.plot(x, 100 * y, label=label)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlim(0, max_error)
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel("pairs below error (%)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_per_pair(path: Path, records: dict[str, Any]) -> None:
+    """Per-pair errors and match counts, for debugging a score (not part of results.json)."""
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        raise TypeError(type(o))
+
+    Path(path).write_text(json.dumps(records, indent=1, default=default, allow_nan=True))

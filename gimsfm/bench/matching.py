@@ -1,0 +1,201 @@
+"""Match the image pairs of a benchmark data set with any registered matcher, with an on-disk cache.
+
+Sparse matchers: features in an hloc features.h5 (shared by every matcher with the same `feature_key`) and
+matches in an hloc matches.h5, so re-running with another estimator or threshold costs no matching. Dense
+matchers (`sparse = False`): `match_images` per pair, correspondences cached per pair. Images whose long side
+exceeds `max_side` are downscaled before the matcher sees them and keypoints are mapped back to the original
+pixel grid, so every pose / homography estimate is computed at native resolution.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import logger
+from ..matchers.base import Matcher, PairMatches
+from ..utils import h5io
+from ..utils.io import read_image, resize_max
+
+DEFAULT_MAX_SIDE = 1600
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text)
+
+
+def conf_hash(matcher: Matcher) -> str:
+    """Short stable hash of a matcher's configuration (part of cache names)."""
+    blob = json.dumps(matcher.conf, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def matcher_label(matcher: Matcher) -> str:
+    return getattr(matcher, "registry_name", None) or matcher.name or type(matcher).__name__
+
+
+def load_capped(path: Path, max_side: int | None) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """RGB image downscaled to `max_side` (INTER_AREA); returns (image, scale original/new, original (W, H))."""
+    image = read_image(path)
+    h, w = image.shape[:2]
+    small, scale = resize_max(image, max_side)
+    return small, scale, (w, h)
+
+
+def to_original(kpts: np.ndarray, scale: float) -> np.ndarray:
+    """Exact map from resized to original OpenCV pixel centres (inverse of cv2.resize's grid)."""
+    if scale == 1.0:
+        return np.asarray(kpts, np.float32)
+    return ((np.asarray(kpts, np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+
+
+@dataclass
+class MatchTimings:
+    extract: dict[str, float]  # seconds per image
+    match: dict[str, float]  # seconds per pair (pair key)
+
+    def seconds(self, pairs: list[tuple[str, str]]) -> tuple[float, float]:
+        """(extraction seconds of the images these pairs use, matching seconds of these pairs)."""
+        names = {n for p in pairs for n in p}
+        ext = sum(self.extract.get(n, 0.0) for n in names)
+        mat = sum(self.match.get(h5io.names_to_pair(*p), 0.0) for p in pairs)
+        return ext, mat
+
+
+class CachedPairMatcher:
+    """Matches pairs of images under `root` with `matcher`, caching everything under `cache_dir`."""
+
+    def __init__(self, matcher: Matcher, root: Path, cache_dir: Path, max_side: int | None = DEFAULT_MAX_SIDE,
+                 overwrite: bool = False, lru_size: int = 64):
+        self.matcher, self.root, self.max_side = matcher, Path(root), max_side
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        label, cap = _safe(matcher_label(matcher)), f"max{max_side or 0}"
+        if matcher.sparse:
+            fkey = _safe(matcher.feature_key)
+            self.features_path = self.cache_dir / f"features-{fkey}-{cap}.h5"
+            self.matches_path = self.cache_dir / f"matches-{label}-{conf_hash(matcher)}-{fkey}-{cap}.h5"
+        else:
+            self.features_path = None
+            self.matches_path = self.cache_dir / f"dense-{label}-{conf_hash(matcher)}-{cap}.h5"
+        self.timings_path = self.matches_path.with_suffix(".timings.json")
+        if overwrite:
+            for p in (self.features_path, self.matches_path, self.timings_path):
+                if p is not None and p.exists():
+                    p.unlink()
+        self.timings = self._load_timings()
+        self._lru: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+        self._lru_size = lru_size
+
+    # --- timings sidecar (so seconds per pair stay meaningful when results come from the cache)
+    def _load_timings(self) -> MatchTimings:
+        t = {"extract": {}, "match": {}}
+        if self.timings_path.exists():
+            try:
+                t.update(json.loads(self.timings_path.read_text()))
+            except json.JSONDecodeError:
+                logger.warning("ignoring unreadable %s", self.timings_path)
+        ftimes = self.features_path.with_suffix(".timings.json") if self.features_path else None
+        if ftimes is not None and ftimes.exists():
+            try:
+                t["extract"].update(json.loads(ftimes.read_text()))
+            except json.JSONDecodeError:
+                pass
+        return MatchTimings(t["extract"], t["match"])
+
+    def _save_timings(self) -> None:
+        self.timings_path.write_text(json.dumps({"match": self.timings.match}))
+        if self.features_path is not None:
+            # Features are shared between matchers with one feature_key: so are their extraction times.
+            self.features_path.with_suffix(".timings.json").write_text(json.dumps(self.timings.extract))
+
+    # --- sparse path
+    def _features(self, name: str) -> dict[str, np.ndarray]:
+        if name in self._lru:
+            self._lru.move_to_end(name)
+            return self._lru[name]
+        feats = h5io.read_features(self.features_path, name)
+        self._lru[name] = feats
+        if len(self._lru) > self._lru_size:
+            self._lru.popitem(last=False)
+        return feats
+
+    def _extract_missing(self, names: list[str], desc: str) -> None:
+        done = h5io.list_h5_names(self.features_path)
+        todo = [n for n in names if n not in done]
+        for name in tqdm(todo, desc=f"{desc}: extract", leave=False, disable=not todo):
+            image, scale, (w, h) = load_capped(self.root / name, self.max_side)
+            t0 = time.perf_counter()
+            feats = dict(self.matcher.extract(image))
+            self.timings.extract[name] = time.perf_counter() - t0
+            feats["keypoints"] = to_original(feats["keypoints"], scale)
+            if "scales" in feats:
+                feats["scales"] = np.asarray(feats["scales"], np.float32) * scale
+            feats["image_size"] = np.array([w, h], np.int32)
+            h5io.write_features(self.features_path, name, feats)
+        if todo:
+            self._save_timings()
+
+    def _match_missing_sparse(self, pairs: list[tuple[str, str]], desc: str) -> None:
+        done = h5io.list_h5_names(self.matches_path)
+        todo = [p for p in pairs if h5io.names_to_pair(*p) not in done and h5io.names_to_pair(*p[::-1]) not in done]
+        for n0, n1 in tqdm(todo, desc=f"{desc}: match", leave=False, disable=not todo):
+            f0, f1 = self._features(n0), self._features(n1)
+            t0 = time.perf_counter()
+            m0, s0 = self.matcher.match(f0, f1)
+            self.timings.match[h5io.names_to_pair(n0, n1)] = time.perf_counter() - t0
+            h5io.write_matches(self.matches_path, n0, n1, np.asarray(m0), np.asarray(s0))
+        if todo:
+            self._save_timings()
+
+    # --- dense path
+    def _match_missing_dense(self, pairs: list[tuple[str, str]], desc: str) -> None:
+        done = h5io.list_h5_names(self.matches_path)
+        todo = [p for p in pairs if h5io.names_to_pair(*p) not in done]
+        for n0, n1 in tqdm(todo, desc=f"{desc}: match", leave=False, disable=not todo):
+            im0, s0, _ = load_capped(self.root / n0, self.max_side)
+            im1, s1, _ = load_capped(self.root / n1, self.max_side)
+            t0 = time.perf_counter()
+            pm = self.matcher.match_images(im0, im1)
+            key = h5io.names_to_pair(n0, n1)
+            self.timings.match[key] = time.perf_counter() - t0
+            with h5io.open_h5(self.matches_path, "a") as f:
+                if key in f:
+                    del f[key]
+                grp = f.create_group(key)
+                grp.create_dataset("kpts0", data=to_original(pm.kpts0, s0))
+                grp.create_dataset("kpts1", data=to_original(pm.kpts1, s1))
+                grp.create_dataset("scores", data=np.asarray(pm.scores, np.float32))
+        if todo:
+            self._save_timings()
+
+    def prepare(self, pairs: list[tuple[str, str]], desc: str = "") -> None:
+        """Compute whatever the cache lacks for these pairs."""
+        if self.matcher.sparse:
+            self._extract_missing(sorted({n for p in pairs for n in p}), desc)
+            self._match_missing_sparse(pairs, desc)
+        else:
+            self._match_missing_dense(pairs, desc)
+
+    def get(self, name0: str, name1: str) -> PairMatches:
+        """Correspondences of one prepared pair, in original pixel coordinates."""
+        if self.matcher.sparse:
+            matches, scores = h5io.read_matches(self.matches_path, name0, name1)
+            k0 = self._features(name0)["keypoints"]
+            k1 = self._features(name1)["keypoints"]
+            return PairMatches(k0[matches[:, 0]], k1[matches[:, 1]], scores)
+        key = h5io.names_to_pair(name0, name1)
+        with h5io.open_h5(self.matches_path) as f:
+            grp = f[key]
+            return PairMatches(grp["kpts0"][()], grp["kpts1"][()], grp["scores"][()])
+
+
+__all__ = ["CachedPairMatcher", "DEFAULT_MAX_SIDE", "MatchTimings", "conf_hash", "load_capped", "matcher_label",
+           "to_original"]

@@ -1,0 +1,66 @@
+"""`gimsfm reconstruct` and `gimsfm matchers`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import app
+
+console = Console()
+
+
+@app.command()
+def reconstruct(
+    images: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; an earlier run there is resumed)."),
+    preset: Optional[str] = typer.Option(None, help="YAML preset: a path or a name in pipelines/ (e.g. video)."),
+    matcher: Optional[str] = typer.Option(None, help="Matcher name from `gimsfm matchers` (default sift-nn)."),
+    pairs: Optional[str] = typer.Option(None, help="auto | exhaustive | sequential | retrieval."),
+    mapper: Optional[str] = typer.Option(None, help="incremental | global."),
+    camera_mode: Optional[str] = typer.Option(None, help="auto | single | per-folder | per-image."),
+    max_keypoints: Optional[int] = typer.Option(None, help="Keypoints per image (default 8192)."),
+    resize_max: Optional[int] = typer.Option(None, help="Long image side for feature extraction (default 1600)."),
+    window: Optional[int] = typer.Option(None, help="Sequential pairs: neighbours per frame."),
+    loop_closure: Optional[bool] = typer.Option(None, "--loop-closure/--no-loop-closure",
+                                                help="Sequential pairs: add retrieval pairs for loops."),
+    num_matched: Optional[int] = typer.Option(None, help="Retrieval pairs: most similar images per image."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda (learned matchers)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo every stage instead of resuming."),
+) -> None:
+    """Sparse 3D model (COLMAP binary), PLY point cloud, preview and summary from a folder of photos."""
+    from ..sfm.reconstruct import ReconstructConfig
+    from ..sfm.reconstruct import reconstruct as run
+
+    config = ReconstructConfig.from_preset(
+        preset, matcher=matcher, pairs=pairs, mapper=mapper, camera_mode=camera_mode, max_keypoints=max_keypoints,
+        resize_max=resize_max, window=window, loop_closure=loop_closure, num_matched=num_matched)
+    summary_path = run(images, out, config, overwrite=overwrite, device=device)
+    s = json.loads(summary_path.read_text())
+    table = Table(title=f"reconstruction in {out}")
+    table.add_column("metric")
+    table.add_column("value")
+    for key in ("num_images", "num_registered", "num_points3D", "mean_track_length", "mean_reprojection_error",
+                "matcher", "mapper", "peak_memory_mb"):
+        v = s.get(key)
+        table.add_row(key, f"{v:.3f}" if isinstance(v, float) else str(v))
+    table.add_row("time (s)", ", ".join(f"{k} {v:.1f}" for k, v in s["timings"].items()))
+    console.print(table)
+    console.print(f"model: {out / 'sparse'}  points: {out / 'points.ply'}  preview: {out / 'preview.png'}")
+
+
+@app.command("matchers")
+def list_matchers_cmd() -> None:
+    """List the registered matchers."""
+    from ..matchers import list_matchers
+
+    table = Table(title="registered matchers")
+    for col in ("name", "available", "description"):
+        table.add_column(col)
+    for entry in list_matchers():
+        table.add_row(entry.name, "yes" if entry.available() else "no (weights missing)", entry.description)
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Structure-from-motion stages (each a function taking and returning Paths) and the reconstruct pipeline."""

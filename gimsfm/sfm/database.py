@@ -1,0 +1,91 @@
+"""Stage 4: COLMAP database from our features/matches, then pycolmap geometric verification."""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pycolmap
+from tqdm import tqdm
+
+from .. import logger
+from ..errors import InputError
+from ..utils.h5io import read_features, read_matches, read_pairs
+from ..utils.io import exif_camera, exif_focal_px
+
+CAMERA_MODES = ("auto", "single", "per-folder", "per-image")
+
+
+def _camera_groups(names: list[str], sizes: dict[str, tuple[int, int]], image_dir: Path, mode: str) -> list[list[str]]:
+    """Partition images into groups sharing one camera."""
+    if mode == "per-image":
+        return [[n] for n in names]
+    if mode == "single":
+        if len({sizes[n] for n in names}) > 1:
+            raise InputError("--camera-mode single needs all images to have the same size")
+        return [list(names)]
+    groups: dict = defaultdict(list)
+    for n in names:
+        if mode == "per-folder":
+            key = (str(Path(n).parent), sizes[n])
+        else:  # auto: same size, same EXIF camera and focal (both may be absent, e.g. video frames)
+            f = exif_focal_px(image_dir / n, *sizes[n])
+            key = (sizes[n], exif_camera(image_dir / n), round(f, 1) if f else None)
+        groups[key].append(n)
+    return list(groups.values())
+
+
+def create_database(database_path: Path, image_dir: Path, names: list[str], features_path: Path,
+                    camera_mode: str = "auto", camera_model: str = "SIMPLE_RADIAL") -> dict[str, int]:
+    """Write cameras, images and keypoints; returns name -> image_id."""
+    if camera_mode not in CAMERA_MODES:
+        raise InputError(f"unknown camera mode '{camera_mode}' ({', '.join(CAMERA_MODES)})")
+    database_path = Path(database_path)
+    if database_path.exists():
+        database_path.unlink()
+    feats = {n: read_features(features_path, n) for n in names}
+    sizes = {n: tuple(int(v) for v in feats[n]["image_size"]) for n in names}
+    groups = _camera_groups(names, sizes, Path(image_dir), camera_mode)
+    image_ids: dict[str, int] = {}
+    with pycolmap.Database.open(database_path) as db:
+        for group in groups:
+            w, h = sizes[group[0]]
+            focal = exif_focal_px(Path(image_dir) / group[0], w, h)
+            camera = pycolmap.Camera.create_from_model_name(0, camera_model, focal or 1.2 * max(w, h), w, h)
+            camera.has_prior_focal_length = focal is not None
+            camera_id = db.write_camera(camera)
+            for name in group:
+                image_id = db.write_image(pycolmap.Image(name=name, camera_id=camera_id))
+                image_ids[name] = image_id
+                # COLMAP puts the top-left pixel centre at (0.5, 0.5); ours are OpenCV (0, 0).
+                db.write_keypoints(image_id, (feats[name]["keypoints"] + 0.5).astype(np.float32))
+    logger.info("database: %d images, %d cameras (%s)", len(names), len(groups), camera_mode)
+    return image_ids
+
+
+def import_matches(database_path: Path, image_ids: dict[str, int], pairs_path: Path, matches_path: Path) -> int:
+    """Raw matches into the database; returns the number of pairs written."""
+    n = 0
+    with pycolmap.Database.open(database_path) as db:
+        for a, b in tqdm(read_pairs(pairs_path), desc="import matches", unit="pair", leave=False):
+            if a not in image_ids or b not in image_ids:
+                continue
+            matches, _ = read_matches(matches_path, a, b)
+            if len(matches) == 0:
+                continue
+            db.write_matches(image_ids[a], image_ids[b], matches.astype(np.uint32))
+            n += 1
+    return n
+
+
+def verify(database_path: Path, pairs_path: Path, max_error: float = 4.0, min_inliers: int = 15) -> int:
+    """pycolmap geometric verification (E/F/H with RANSAC) of the imported matches; returns verified pairs."""
+    options = pycolmap.TwoViewGeometryOptions()
+    options.ransac.max_error = max_error
+    options.ransac.max_num_trials = 20000
+    options.ransac.min_inlier_ratio = 0.1
+    options.ransac.random_seed = 0
+    options.min_num_inliers = min_inliers
+    pycolmap.verify_matches(database_path, pairs_path, options)
+    with pycolmap.Database.open(database_path) as db:
+        return db.num_verified_image_pairs()

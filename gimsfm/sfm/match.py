@@ -1,0 +1,54 @@
+"""Stage 3: match the listed pairs into an hloc-format matches.h5 (resumable per pair)."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .. import logger
+from ..errors import InputError
+from ..matchers.base import Matcher
+from ..utils.h5io import list_h5_names, names_to_pair, open_h5, read_features, read_pairs, write_matches
+
+
+class FeatureCache:
+    """Small LRU over features.h5 so each image is read once per neighbourhood of pairs."""
+
+    def __init__(self, features_path: Path, size: int = 256):
+        self.path, self.size, self.items = Path(features_path), size, OrderedDict()
+
+    def __getitem__(self, name: str) -> dict:
+        if name in self.items:
+            self.items.move_to_end(name)
+            return self.items[name]
+        feats = read_features(self.path, name)
+        self.items[name] = feats
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return feats
+
+
+def match_pairs(pairs_path: Path, features_path: Path, matches_path: Path, matcher: Matcher,
+                overwrite: bool = False) -> Path:
+    """Match every pair of `pairs_path` not yet in `matches_path`; returns `matches_path`."""
+    if not matcher.sparse:
+        raise InputError(f"matcher '{getattr(matcher, 'registry_name', matcher.name)}' is detector-free; "
+                         "reconstruct supports sparse matchers only for now")
+    matches_path = Path(matches_path)
+    if overwrite and matches_path.exists():
+        matches_path.unlink()
+    pairs = read_pairs(pairs_path)
+    done = list_h5_names(matches_path)
+    todo = [(a, b) for a, b in pairs if names_to_pair(a, b) not in done and names_to_pair(b, a) not in done]
+    if not todo:
+        logger.info("matching: all %d pairs already matched", len(pairs))
+        return matches_path
+    cache = FeatureCache(features_path)
+    with open_h5(matches_path, "a") as f:
+        f.attrs["matcher"] = getattr(matcher, "registry_name", matcher.name)
+    for a, b in tqdm(todo, desc="matching", unit="pair"):
+        m0, s0 = matcher.match(cache[a], cache[b])
+        write_matches(matches_path, a, b, m0, s0)
+    logger.info("matching: %d pairs matched", len(todo))
+    return matches_path

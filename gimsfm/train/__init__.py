@@ -1,0 +1,1 @@
+"""Training of learned matchers: GT labels, cached pair datasets, losses, the trainer."""
