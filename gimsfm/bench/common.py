@@ -59,6 +59,14 @@ def unique_names(paths: Sequence[Path]) -> list[str]:
     return out
 
 
+def cache_dir_for(cache_root: Path, name: str, root: Path) -> Path:
+    """Cache folder of one data set: its name plus a hash of its location, so same-named sets never mix."""
+    import hashlib
+
+    digest = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:6]
+    return Path(cache_root) / f"{name}-{digest}"
+
+
 def finite_or_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 

@@ -153,6 +153,8 @@ def estimate_essential(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1:
     if best is None:
         return _failed("essential", n, "no pose with points in front of both cameras")
     E_best, R, t, inliers = best
+    # OpenCV's scale is arbitrary (USAC returns E with singular values ~600): normalise to (1, 1, 0).
+    E_best = E_best * (np.sqrt(2) / max(np.linalg.norm(E_best), 1e-12))
     return TwoViewModel("essential", E_best, inliers, R, t, info={"candidates": int(E.shape[0] // 3)})
 
 

@@ -32,6 +32,31 @@ def _batch_inputs(batch: dict[str, torch.Tensor], side: str) -> tuple[torch.Tens
     return kp, torch.cat([kn, logs[..., None], batch[f"oris{side}"].float()[..., None]], -1)
 
 
+def _masked_layer(layer, d0, d1, e0, e1, mask0, mask1):
+    """One transformer layer with padded keypoints masked as *keys* only.
+
+    kornia's masked_forward masks queries too, which leaves the rows of padded points fully masked: their
+    attention is NaN, and although the forward replaces it by 0, the backward of the fused attention kernel
+    returns NaN gradients. Masking keys only gives every row at least one valid key; the outputs at padded
+    points are garbage but never read (masked in the assignment and the loss).
+    """
+    k0, k1 = mask0[:, None, None, :], mask1[:, None, None, :]  # (B, 1, 1, N): broadcast over heads, queries
+    d0 = layer.self_attn(d0, e0, k0)
+    d1 = layer.self_attn(d1, e1, k1)
+    cross = layer.cross_attn
+    qk0, qk1 = cross.to_qk(d0), cross.to_qk(d1)
+    v0, v1 = cross.to_v(d0), cross.to_v(d1)
+    qk0, qk1, v0, v1 = (t.unflatten(-1, (cross.heads, -1)).transpose(1, 2) for t in (qk0, qk1, v0, v1))
+    qk0, qk1 = qk0 * cross.scale**0.5, qk1 * cross.scale**0.5
+    sim = torch.einsum("bhid, bhjd -> bhij", qk0, qk1)
+    attn01 = torch.softmax(sim.masked_fill(~k1, -float("inf")), dim=-1)
+    attn10 = torch.softmax(sim.transpose(-2, -1).masked_fill(~k0, -float("inf")), dim=-1)
+    m0 = torch.einsum("bhij, bhjd -> bhid", attn01, v1)
+    m1 = torch.einsum("bhji, bhid -> bhjd", attn10, v0)
+    m0, m1 = (cross.to_out(t.transpose(1, 2).flatten(start_dim=-2)) for t in (m0, m1))
+    return d0 + cross.ffn(torch.cat([d0, m0], -1)), d1 + cross.ffn(torch.cat([d1, m1], -1))
+
+
 @register_model("lightglue")
 class LightGlueModel(nn.Module):
     input_kind = "sparse"
@@ -41,6 +66,10 @@ class LightGlueModel(nn.Module):
         "n_layers": 5,
         "num_heads": 4,
         "add_scale_ori": True,
+        # kornia's Attention(flash=False) calls torch.backends.cuda.enable_flash_sdp(False), a process-wide switch
+        # that also disables PyTorch's fused CPU attention kernel (math fallback, about 3x slower here);
+        # flash=True keeps the fused kernel on CPU and uses FlashAttention (fp16) on CUDA.
+        "flash": True,
         # inference only (training never prunes):
         "depth_confidence": 0.95,
         "width_confidence": 0.99,
@@ -57,7 +86,7 @@ class LightGlueModel(nn.Module):
         c = self.conf
         self.net = LightGlue(
             features=None, input_dim=c["input_dim"], descriptor_dim=c["descriptor_dim"], n_layers=c["n_layers"],
-            num_heads=c["num_heads"], add_scale_ori=c["add_scale_ori"], flash=False, mp=False,
+            num_heads=c["num_heads"], add_scale_ori=c["add_scale_ori"], flash=c["flash"], mp=False,
             depth_confidence=c["depth_confidence"], width_confidence=c["width_confidence"],
             filter_threshold=c["filter_threshold"],
         )
@@ -84,13 +113,14 @@ class LightGlueModel(nn.Module):
         e0, e1 = net.posenc(pos0), net.posenc(pos1)
         mask0, mask1 = batch.get("mask0"), batch.get("mask1")
         padded = mask0 is not None and not (bool(mask0.all()) and bool(mask1.all()))
-        am0 = mask0[:, None, :, None] if padded else None  # (B, 1, N, 1): broadcasts over heads
-        am1 = mask1[:, None, :, None] if padded else None
         pairmask = (mask0[:, :, None] & mask1[:, None, :]) if padded else None
         las, conf0, conf1 = [], [], []
         L = net.conf.n_layers
         for i in range(L):
-            d0, d1 = net.transformers[i](d0, d1, e0, e1, mask0=am0, mask1=am1)
+            if padded:
+                d0, d1 = _masked_layer(net.transformers[i], d0, d1, e0, e1, mask0, mask1)
+            else:
+                d0, d1 = net.transformers[i](d0, d1, e0, e1)
             las.append(self._assign(i, d0, d1, pairmask))
             if i < L - 1:
                 lin = net.token_confidence[i].token[0]
@@ -110,23 +140,23 @@ class LightGlueModel(nn.Module):
             total = total + w * nll.mean()
             wsum += w
             if i == L - 1:
-                metrics["nll_last"] = float(nll.mean())
+                metrics["nll_last"] = float(nll.detach().mean())
                 metrics["nll_pos"] = float(parts["nll_pos"].mean())
                 metrics["nll_neg"] = float(parts["nll_neg"].mean())
                 metrics["num_pos"] = float(parts["num_pos"].mean())
         total = total / wsum
-        metrics["nll_deep"] = float(total)
+        metrics["nll_deep"] = float(total.detach())
         mask0 = batch.get("mask0", torch.ones_like(gt0, dtype=torch.bool)).float()
         mask1 = batch.get("mask1", torch.ones_like(gt1, dtype=torch.bool)).float()
         if out["conf_logits0"] and c["confidence_weight"] > 0:
             closs = sum(confidence_bce(out["conf_logits0"][i], out["conf_logits1"][i], las[i], las[-1], mask0, mask1)
                         .mean() for i in range(L - 1)) / (L - 1)
-            metrics["conf_loss"] = float(closs)
+            metrics["conf_loss"] = float(closs.detach())
             total = total + c["confidence_weight"] * closs
         with torch.no_grad():
             m0, _, _, _ = filter_matches(las[-1], c["filter_threshold"])
             metrics.update(match_metrics(m0, gt0))
-        metrics["loss"] = float(total)
+        metrics["loss"] = float(total.detach())
         return total, metrics
 
     # ------------------------------------------------------------------ inference

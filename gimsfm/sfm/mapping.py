@@ -19,7 +19,7 @@ def configure_colmap_logging(log_dir: Path | None) -> None:
     """Send COLMAP's glog output to a file in the run folder instead of the terminal."""
     pycolmap.logging.logtostderr = False
     pycolmap.logging.alsologtostderr = False
-    pycolmap.logging.stderrthreshold = 2  # errors only on the terminal
+    pycolmap.logging.stderrthreshold = 3  # COLMAP errors go to the log; ours are reported
     if log_dir is not None:
         pycolmap.logging.set_log_destination(pycolmap.logging.INFO, str(Path(log_dir) / "colmap.log."))
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .mesh import rot_z  # noqa: F401  (re-exported)
+
 
 def intrinsics(width: int, height: int, hfov_deg: float, cx: float | None = None, cy: float | None = None) -> np.ndarray:
     f = 0.5 * width / np.tan(np.radians(hfov_deg) / 2)
@@ -92,16 +94,18 @@ class Path2D:
     def length(self) -> float:
         return float(self._cum[-1])
 
-    def at(self, s):
-        """Position and unit tangent at arc length s (wraps for closed paths, clamps otherwise)."""
-        s = np.asarray(s, np.float64)
+    def _xy(self, s):
         s = np.mod(s, self.length) if self.closed else np.clip(s, 0, self.length)
-        x = np.interp(s, self._cum, self._dense[:, 0])
-        y = np.interp(s, self._cum, self._dense[:, 1])
-        ds = 0.05
-        x2 = np.interp(np.mod(s + ds, self.length) if self.closed else np.clip(s + ds, 0, self.length), self._cum, self._dense[:, 0])
-        y2 = np.interp(np.mod(s + ds, self.length) if self.closed else np.clip(s + ds, 0, self.length), self._cum, self._dense[:, 1])
-        tan = np.stack([x2 - x, y2 - y], -1)
+        return np.interp(s, self._cum, self._dense[:, 0]), np.interp(s, self._cum, self._dense[:, 1])
+
+    def at(self, s, window: float = 1.0):
+        """Position and unit tangent (averaged over +-window metres) at arc length s (wraps for closed
+        paths, clamps otherwise)."""
+        s = np.asarray(s, np.float64)
+        x, y = self._xy(s)
+        x1, y1 = self._xy(s - window)
+        x2, y2 = self._xy(s + window)
+        tan = np.stack([x2 - x1, y2 - y1], -1)
         tan /= np.linalg.norm(tan, axis=-1, keepdims=True) + 1e-12
         return np.stack([x, y], -1), tan
 
@@ -153,7 +157,7 @@ class DriveTrajectory(Trajectory):
         self.yaw_off = rng.uniform(-0.15, 0.15)
 
     def pose(self, t):
-        (x, y), tan = self.path.at(self.s0 + self.speed * t)
+        (x, y), tan = self.path.at(self.s0 + self.speed * t, window=6.0)
         z = self.ground(x, y) + self.height + 0.01 * self.vib(t)
         yaw = np.arctan2(tan[1], tan[0]) + self.yaw_off
         return look_dir([x, y, z], yaw, -0.03 + 0.004 * self.vib(t + 3), 0.004 * self.vib(t + 7))
@@ -173,7 +177,7 @@ class DroneTrajectory(Trajectory):
         self.wob = Smooth1D(rng, 0.5, 2.0)
 
     def pose(self, t):
-        (x, y), tan = self.path.at(self.s0 + self.speed * t)
+        (x, y), tan = self.path.at(self.s0 + self.speed * t, window=20.0)
         z = self.ground(x, y) + self.alt * (1 + 0.15 * self.alt_n(t))
         yaw = np.arctan2(tan[1], tan[0]) + 0.6 * self.yaw(t)
         return look_dir([x, y, z], yaw, self.pitch + 0.01 * self.wob(t), 0.01 * self.wob(t + 5))
@@ -237,8 +241,8 @@ def distortion_maps(K: np.ndarray, dist: np.ndarray, width: int, height: int, ma
 
     u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
     pts = np.stack([u.ravel(), v.ravel()], -1)[:, None, :]
-    und = cv2.undistortPointsIter(pts, K, dist, None, None,
-                                  (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-9)).reshape(-1, 2)
+    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-10)
+    und = cv2.undistortPoints(pts, K, np.asarray(dist, np.float64), None, None, criteria=crit).reshape(-1, 2)
     x = und[:, 0] * K[0, 0] + K[0, 2]
     y = und[:, 1] * K[1, 1] + K[1, 2]
     pad_x = int(np.ceil(max(0.0, -x.min(), x.max() - (width - 1)))) + 2

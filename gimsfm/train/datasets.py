@@ -29,7 +29,7 @@ import torch
 from .. import logger
 from ..errors import InputError
 from ..features.sift import SiftExtractor
-from ..utils.io import list_images, read_image
+from ..utils.io import IMAGE_EXTENSIONS, read_image
 from . import labels as L
 
 # Photos held out of training for the in-domain validation split (fixed list; never change it, or the
@@ -126,11 +126,14 @@ def make_homography_pair(photo: np.ndarray, rng: np.random.Generator, conf: dict
     """Two warped views of a grey photo and H_0to1 (x1 ~ H x0)."""
     ph, pw = photo.shape[:2]
     W, H = conf.get("canvas", (640, 480))
-    M0 = sample_view(rng, (pw, ph), (W, H), rng.uniform(0.5, 0.95), rng.uniform(-15, 15), 0.05)
+    s0 = rng.uniform(0.5, 0.95)
+    M0 = sample_view(rng, (pw, ph), (W, H), s0, rng.uniform(-15, 15), 0.05)
     c0 = M0 @ np.array([(W - 1) / 2, (H - 1) / 2, 1.0])
     c0 = c0[:2] / c0[2]
     max_rot = conf.get("max_rotation", 45.0) if rng.random() > conf.get("p_full_rotation", 0.15) else 180.0
-    M1 = sample_view(rng, (pw, ph), (W, H), np.exp(rng.uniform(np.log(0.3), np.log(1.0))),
+    zoom = conf.get("max_zoom", 2.0)  # scale ratio between the views in [1/zoom, zoom]
+    s1 = min(s0 * float(np.exp(rng.uniform(-np.log(zoom), np.log(zoom)))), 0.98)
+    M1 = sample_view(rng, (pw, ph), (W, H), s1,
                      rng.uniform(-max_rot, max_rot), conf.get("perspective", 0.12), center=c0, jitter=0.25)
     img0 = cv2.warpPerspective(photo, M0, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_REFLECT)
@@ -202,7 +205,9 @@ class HomographySource(PairSource):
     def __init__(self, name, cache_dir, n_pairs, seed, sift_conf, split: str = "train",
                  texture_dir: str | Path = "{data}/textures", val_textures=VAL_TEXTURES, warp: dict | None = None):
         self.texture_dir = resolve_path(texture_dir)
-        names = [n for n in list_images(self.texture_dir, recursive=False)]
+        if not self.texture_dir.is_dir():
+            raise InputError(f"texture folder not found: {self.texture_dir}")
+        names = [q.name for q in self.texture_dir.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS]
         val = set(val_textures)
         self.photos = sorted(n for n in names if (n in val) == (split == "val"))
         if not self.photos:
@@ -334,7 +339,10 @@ def make_sample(rec: dict[str, np.ndarray], n_kpts: int, rng: np.random.Generato
             return np.arange(n_all)
         if rng is None:
             return np.arange(n_kpts)
-        return np.sort(rng.choice(n_all, n_kpts, replace=False))
+        # Keypoints are sorted by SIFT response: sample among the strongest 1.25 n (as top-k at inference,
+        # with some variety).
+        pool = min(n_all, int(round(n_kpts * 1.25)))
+        return np.sort(rng.choice(pool, n_kpts, replace=False))
 
     i0, i1 = pick(len(rec["kpts" + a])), pick(len(rec["kpts" + b]))
     out = {}
@@ -394,12 +402,15 @@ class MixedPairs:
         w = np.array([w for _, w in keep], np.float64)
         self.weights = w / w.sum()
         self.n_kpts, self.seed, self.pos_th, self.neg_th = n_kpts, seed, pos_th, neg_th
+        self.min_kpts = 16
 
     def batch(self, it: int, batch_size: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, 7, it])
         samples = []
-        for _ in range(batch_size):
+        while len(samples) < batch_size:
             s = self.sources[rng.choice(len(self.sources), p=self.weights)]
             rec = s.get(int(rng.integers(len(s))))
+            if min(len(rec["kpts0"]), len(rec["kpts1"])) < self.min_kpts:
+                continue  # (nearly) featureless image: nothing to learn
             samples.append(make_sample(rec, self.n_kpts, rng, self.pos_th, self.neg_th))
         return collate(samples)

@@ -161,3 +161,17 @@ def exif_camera(path: Path) -> str | None:
         return None
     make, model = exif.get(0x010F), exif.get(0x0110)
     return f"{make or ''} {model or ''}".strip() or None
+
+
+def resolve_dir(path: Path) -> Path:
+    """A folder, following a symlink stored as a small text file holding a relative path (as git does on
+    checkouts without symlink support, e.g. shared/data/sfm/*/images)."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size < 1024:
+        try:
+            target = (path.parent / path.read_text().strip()).resolve()
+        except (OSError, UnicodeDecodeError):
+            return path
+        if target.is_dir():
+            return target
+    return path

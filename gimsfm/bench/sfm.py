@@ -1,0 +1,144 @@
+"""Reconstruction benchmark: register, align to GT cameras (similarity), camera and relative-pose errors."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pycolmap
+
+from .. import logger
+from ..errors import GimsfmError, InputError
+from ..geometry.evaluation import angle_error_mat, angle_error_vec
+from ..utils.io import resolve_dir
+from ..utils.profiling import PeakMemory
+from .metrics import POSE_THRESHOLDS, auc_percent
+
+
+def find_scenes(paths: list[Path]) -> list[Path]:
+    """Scene folders (with images/ and gt/) among `paths` and their direct subfolders."""
+    scenes = []
+    for p in paths:
+        p = Path(p)
+        if not p.is_dir():
+            raise InputError(f"benchmark data folder not found: {p}")
+        if resolve_dir(p / "images").is_dir() and (p / "gt").is_dir():
+            scenes.append(p)
+            continue
+        subs = [s for s in sorted(p.iterdir()) if resolve_dir(s / "images").is_dir()]
+        found = [s for s in subs if (s / "gt").is_dir()]
+        skipped = [s.name for s in subs if not (s / "gt").is_dir()]
+        if skipped:
+            logger.warning("skipping scenes without ground truth: %s", ", ".join(skipped))
+        scenes += found
+    if not scenes:
+        raise InputError(f"no scene with images/ and gt/ in {', '.join(map(str, paths))}")
+    return scenes
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity (s, R, t) minimising |s R src + t - dst|^2 (Umeyama 1991)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    cov = xd.T @ xs / len(src)
+    U, S, Vt = np.linalg.svd(cov)
+    D = np.eye(3)
+    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
+        D[2, 2] = -1
+    R = U @ D @ Vt
+    var = (xs**2).sum() / len(src)
+    s = float(np.trace(np.diag(S) @ D) / var) if var > 0 else 1.0
+    return s, R, mu_d - s * R @ mu_s
+
+
+def robust_similarity(src: np.ndarray, dst: np.ndarray, iters: int = 3) -> tuple[float, np.ndarray, np.ndarray]:
+    """Umeyama re-fitted on the cameras within 3x the median residual (one bad camera cannot skew it)."""
+    keep = np.ones(len(src), bool)
+    for _ in range(iters):
+        s, R, t = umeyama(src[keep], dst[keep])
+        res = np.linalg.norm((s * (R @ src.T)).T + t - dst, axis=1)
+        new = res <= max(3 * np.median(res), 1e-9)
+        if new.sum() < 3 or (new == keep).all():
+            break
+        keep = new
+    return s, R, t
+
+
+def _w2c(image) -> np.ndarray:
+    T = np.eye(4)
+    T[:3] = image.cam_from_world().matrix()
+    return T
+
+
+def evaluate_model(rec: pycolmap.Reconstruction | None, gt: pycolmap.Reconstruction) -> dict[str, Any]:
+    """Registration, aligned camera errors, and AUC of relative-pose errors over all GT image pairs."""
+    gt_images = {im.name: im for im in gt.images.values()}
+    names = sorted(gt_images)
+    est = {}
+    if rec is not None:
+        for i in rec.reg_image_ids():
+            im = rec.image(i)
+            if im.name in gt_images:
+                est[im.name] = _w2c(im)
+    gt_pose = {n: _w2c(gt_images[n]) for n in names}
+    out: dict[str, Any] = {"num_gt_images": len(names), "num_registered": len(est),
+                           "registration_rate": 100.0 * len(est) / max(1, len(names))}
+    reg = [n for n in names if n in est]
+    rot_err, pos_err = [], []
+    if len(reg) >= 3:
+        def centre(T):
+            return -T[:3, :3].T @ T[:3, 3]
+
+        c_est = np.array([centre(est[n]) for n in reg])
+        c_gt = np.array([centre(gt_pose[n]) for n in reg])
+        s, R, t = robust_similarity(c_est, c_gt)
+        for n, ce, cg in zip(reg, c_est, c_gt):
+            rot_err.append(angle_error_mat(est[n][:3, :3] @ R.T, gt_pose[n][:3, :3]))
+            pos_err.append(float(np.linalg.norm(s * R @ ce + t - cg)))
+    out["median_rotation_error_deg"] = float(np.median(rot_err)) if rot_err else float("nan")
+    out["median_position_error"] = float(np.median(pos_err)) if pos_err else float("nan")
+    out["max_rotation_error_deg"] = float(np.max(rot_err)) if rot_err else float("nan")
+    # Relative poses need no alignment; an unregistered image fails all its pairs (error = inf).
+    errors = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if a not in est or b not in est:
+                errors.append(np.inf)
+                continue
+            rel_est = est[b] @ np.linalg.inv(est[a])
+            rel_gt = gt_pose[b] @ np.linalg.inv(gt_pose[a])
+            e_R = angle_error_mat(rel_est[:3, :3], rel_gt[:3, :3])
+            e_t = angle_error_vec(rel_est[:3, 3], rel_gt[:3, 3])
+            errors.append(max(e_R, 180.0 if np.isnan(e_t) else e_t))
+    out.update(auc_percent(errors, POSE_THRESHOLDS))
+    out["num_pairs"] = len(errors)
+    return out
+
+
+def bench_scene(scene: Path, matcher: str, out: Path, config_overrides: dict[str, Any],
+                overwrite: bool = False) -> dict[str, Any]:
+    """Reconstruct one scene with one matcher (resumable) and evaluate it."""
+    from ..sfm.reconstruct import ReconstructConfig, reconstruct
+
+    gt = pycolmap.Reconstruction(str(scene / "gt"))
+    config = ReconstructConfig(matcher=matcher, **config_overrides)
+    t0 = time.perf_counter()
+    rec, error = None, None
+    with PeakMemory() as mem:
+        try:
+            reconstruct(resolve_dir(scene / "images"), out, config, overwrite=overwrite)
+            rec = pycolmap.Reconstruction(str(out / "sparse"))
+        except GimsfmError as exc:
+            if isinstance(exc, InputError):
+                raise
+            error = str(exc)
+            logger.warning("%s / %s failed: %s", scene.name, matcher, error)
+    result = evaluate_model(rec, gt)
+    result.update(wall_s=time.perf_counter() - t0, peak_memory_mb=mem.peak)
+    if rec is not None:
+        result.update(num_points3D=rec.num_points3D(),
+                      mean_reprojection_error=float(rec.compute_mean_reprojection_error()))
+    if error:
+        result["error"] = error
+    return result

@@ -1,0 +1,129 @@
+"""`gimsfm bench zeb | homography | indomain | gate`: two-view benchmarks and the CI regression gate."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import InputError
+from ..geometry import ESTIMATORS
+from . import bench_app
+
+MATCHER_HELP = "registered matcher (repeatable); sift-nn is added as the reference unless --no-baseline"
+
+
+def _check_estimator(name: str) -> str:
+    if name not in ESTIMATORS:
+        raise InputError(f"unknown estimator '{name}'; choose one of {', '.join(ESTIMATORS)}")
+    return name
+
+
+def _max_side(value: int) -> int | None:
+    return value if value and value > 0 else None
+
+
+@bench_app.command("zeb")
+def zeb_cmd(
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="ZEB-format folder (pairs.txt + images); repeatable"),
+    suite: Optional[str] = typer.Option(None, "--suite", help="named suite: zeb-lite-real, zeb-lite-synth, zeb-lite"),
+    matcher: Optional[List[str]] = typer.Option(None, "--matcher", help=MATCHER_HELP),
+    out: Path = typer.Option(..., "--out", help="output folder (results.json, results.md, pose_curves.png, cache/)"),
+    threshold: float = typer.Option(0.5, "--threshold", help="RANSAC threshold in pixels (ZEB: 0.5)"),
+    estimator: str = typer.Option("opencv-ransac", "--estimator", help=f"one of {', '.join(ESTIMATORS)}"),
+    confidence: float = typer.Option(0.99999, "--confidence"),
+    max_iters: int = typer.Option(1000, "--max-iters", help="RANSAC iterations (ZEB: OpenCV default 1000)"),
+    seed: int = typer.Option(0, "--seed"),
+    max_side: int = typer.Option(1600, "--max-side", help="cap on the long side of images given to the matcher; 0 = none"),
+    max_pairs: int = typer.Option(0, "--max-pairs", help="evaluate at most this many pairs per data set (0 = all)"),
+    no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="recompute features and matches (drop the cache)"),
+) -> None:
+    """ZEB relative-pose protocol: AUC@5/10/20 of max(R, t) angular error, mean over data sets, mean rank."""
+    from ..bench.suites import resolve_data
+    from ..bench.zeb import PoseEvalConfig, run_zeb
+
+    paths = resolve_data(data, suite, "pose", default_suite=None)
+    cfg = PoseEvalConfig(threshold, _check_estimator(estimator), confidence, max_iters, seed, _max_side(max_side),
+                         max_pairs or None)
+    run_zeb(paths, matcher, out, cfg, add_baseline=not no_baseline, overwrite=overwrite)
+
+
+@bench_app.command("homography")
+def homography_cmd(
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="HPatches-layout sequence folder; repeatable "
+                                              "(default: every set under shared/data/homography)"),
+    suite: Optional[str] = typer.Option(None, "--suite", help="named suite: homography-lite"),
+    matcher: Optional[List[str]] = typer.Option(None, "--matcher", help=MATCHER_HELP),
+    out: Path = typer.Option(..., "--out", help="output folder"),
+    threshold: float = typer.Option(3.0, "--threshold", help="RANSAC reprojection threshold in pixels"),
+    estimator: str = typer.Option("opencv-ransac", "--estimator", help=f"one of {', '.join(ESTIMATORS)}"),
+    confidence: float = typer.Option(0.99999, "--confidence"),
+    max_iters: int = typer.Option(10000, "--max-iters"),
+    seed: int = typer.Option(0, "--seed"),
+    max_side: int = typer.Option(1600, "--max-side", help="cap on the long side of images given to the matcher; 0 = none"),
+    max_pairs: int = typer.Option(0, "--max-pairs", help="at most this many pairs per sequence (0 = all)"),
+    no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="recompute features and matches (drop the cache)"),
+) -> None:
+    """Homography estimation: corner-error AUC@3/5/10 px and mean corner error, per sequence and mean."""
+    from ..bench.homography import HomographyEvalConfig, run_homography
+    from ..bench.suites import resolve_data
+
+    paths = resolve_data(data, suite, "homography", default_suite="homography-lite")
+    cfg = HomographyEvalConfig(threshold, _check_estimator(estimator), confidence, max_iters, seed,
+                               _max_side(max_side), max_pairs or None)
+    run_homography(paths, matcher, out, cfg, add_baseline=not no_baseline, overwrite=overwrite)
+
+
+@bench_app.command("indomain")
+def indomain_cmd(
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="ZEB-format folder of a training domain's "
+                                              "validation split (its val/ subfolder is used when present)"),
+    megadepth1500: Optional[Path] = typer.Option(None, "--megadepth1500", help="MegaDepth-1500 image root "
+                                                 "(image_paths of the scene-info files are relative to it)"),
+    megadepth_scene_info: Optional[List[Path]] = typer.Option(None, "--megadepth-scene-info",
+                                                              help="LoFTR scene-info .npz file or folder; repeatable "
+                                                              "(default: ROOT/scene_info)"),
+    scannet1500: Optional[Path] = typer.Option(None, "--scannet1500", help="ScanNet-1500 image root"),
+    scannet_pairs: Optional[Path] = typer.Option(None, "--scannet-pairs", help="SuperGlue-style pair list with GT "
+                                                 "(default: ROOT/scannet_test_pairs_with_gt.txt)"),
+    matcher: Optional[List[str]] = typer.Option(None, "--matcher", help=MATCHER_HELP),
+    out: Path = typer.Option(..., "--out", help="output folder"),
+    threshold: float = typer.Option(0.5, "--threshold", help="RANSAC threshold in pixels"),
+    estimator: str = typer.Option("opencv-ransac", "--estimator", help=f"one of {', '.join(ESTIMATORS)}"),
+    max_iters: int = typer.Option(1000, "--max-iters"),
+    seed: int = typer.Option(0, "--seed"),
+    max_side: int = typer.Option(1600, "--max-side", help="0 = none"),
+    max_pairs: int = typer.Option(0, "--max-pairs", help="at most this many pairs per data set (0 = all)"),
+    no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """ZEB-style pose AUC on in-domain data: a validation split, MegaDepth-1500, ScanNet-1500."""
+    from ..bench.indomain import run_indomain
+    from ..bench.zeb import PoseEvalConfig
+
+    cfg = PoseEvalConfig(threshold, _check_estimator(estimator), 0.99999, max_iters, seed, _max_side(max_side),
+                         max_pairs or None)
+    run_indomain(data or [], megadepth1500, megadepth_scene_info or [], scannet1500, scannet_pairs, matcher, out,
+                 cfg, add_baseline=not no_baseline, overwrite=overwrite)
+
+
+@bench_app.command("gate")
+def gate_cmd(
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="baseline JSON (default: the stored "
+                                            "gimsfm/bench/baselines/gate.json)"),
+    update: bool = typer.Option(False, "--update", help="rewrite the baseline with this run's scores"),
+    tolerance: float = typer.Option(1.0, "--tolerance", help="allowed drop of a mean score (AUC points)"),
+    dataset_tolerance: float = typer.Option(5.0, "--dataset-tolerance",
+                                            help="allowed drop of a single data set's score (AUC points)"),
+    matcher: Optional[List[str]] = typer.Option(None, "--matcher", help="gate only these matchers "
+                                                "(default: every registered, available matcher)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="keep the run's outputs here (default: a temp folder)"),
+) -> None:
+    """Regression gate: CI-sized pose + homography selection vs a stored baseline; exit 1 on a drop."""
+    from ..bench.gate import DEFAULT_BASELINE, run_gate
+
+    passed = run_gate(baseline or DEFAULT_BASELINE, matcher, out, tolerance, dataset_tolerance, update)
+    if not passed:
+        raise typer.Exit(1)

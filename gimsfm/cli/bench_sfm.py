@@ -1,0 +1,46 @@
+"""`gimsfm bench sfm`: reconstruction quality against ground-truth cameras."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import bench_app
+
+
+@bench_app.command("sfm")
+def bench_sfm(
+    data: list[Path] = typer.Option(None, "--data", help="Scene folder(s) with images/ and gt/ (COLMAP text), "
+                                    "or a parent of several; default: shared data sfm/."),
+    matcher: list[str] = typer.Option(["sift-nn"], "--matcher", help="Matcher(s) to compare (repeat)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for models and results."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Add sift-nn to the run."),
+    mapper: str = typer.Option("incremental", help="incremental | global."),
+    max_keypoints: Optional[int] = typer.Option(None, help="Keypoints per image."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute instead of resuming."),
+) -> None:
+    """Registration rate, aligned camera errors and relative-pose AUC@5/10/20 per scene and matcher."""
+    from ..bench.report import write_report
+    from ..bench.sfm import bench_scene, find_scenes
+    from ..bench.suites import data_root
+
+    scenes = find_scenes(list(data) if data else [data_root() / "sfm"])
+    matchers = list(dict.fromkeys((["sift-nn"] if baseline else []) + list(matcher)))
+    overrides = {"mapper": mapper}
+    if max_keypoints:
+        overrides["max_keypoints"] = max_keypoints
+    results: dict = {"matchers": {}}
+    rows = []
+    for m in matchers:
+        per_scene = {}
+        for scene in scenes:
+            r = bench_scene(scene, m, out / scene.name / m, overrides, overwrite)
+            per_scene[scene.name] = r
+            rows.append([m, scene.name, f"{r['num_registered']}/{r['num_gt_images']}",
+                         r["median_rotation_error_deg"], r["median_position_error"], r["auc@5"], r["auc@10"],
+                         r["auc@20"], r["wall_s"], r["peak_memory_mb"]])
+        results["matchers"][m] = {"scenes": per_scene}
+    write_report(out, results, "SfM benchmark",
+                 ["matcher", "scene", "registered", "med. rot err (deg)", "med. pos err", "AUC@5", "AUC@10",
+                  "AUC@20", "time (s)", "peak mem (MB)"], rows)

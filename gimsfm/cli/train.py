@@ -1,0 +1,41 @@
+"""`gimsfm train`: train a matcher from a preset (resumable), or export its weights."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+
+
+@app.command("train")
+def train_cmd(
+    preset: Path = typer.Option(..., "--preset", "-p", help="Training preset YAML (pipelines/train_*.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run's checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over, deleting the run's checkpoint and logs."),
+    max_iters: Optional[int] = typer.Option(None, "--max-iters", help="Override train.max_iters."),
+    max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop (with a checkpoint) after N seconds."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Only export the checkpoint's weights to this "
+                                          "file (fp16 state dict + config) and exit."),
+    speed_json: Optional[Path] = typer.Option(None, "--speed-json", help="With --export: a `gimsfm bench speed` "
+                                              "results.json to include in the model card."),
+    notes: str = typer.Option("", "--notes", help="With --export: a notes paragraph for the model card."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Train a matcher (model, data, schedule from the preset); checkpoints to OUT_DIR/checkpoint.pt."""
+    from ..train.trainer import Trainer, export_weights, load_preset, write_model_card
+
+    p = load_preset(preset)
+    if max_time is not None:
+        p["train"]["max_time_s"] = max_time
+    trainer = Trainer(p)
+    if export is not None:
+        info = export_weights(trainer.ckpt_path, export)
+        card = write_model_card(trainer.ckpt_path, Path(export).with_suffix(".md"), f"Model card: {Path(export).stem}",
+                                speed_json, notes)
+        typer.echo(f"model card: {card}")
+        typer.echo(f"exported iteration {info['iteration']} ({info['elapsed_s'] / 60:.1f} min trained) to {export}")
+        return
+    summary = trainer.run(resume=resume, overwrite=overwrite, max_iters=max_iters, progress=not no_progress)
+    typer.echo(f"stopped at iteration {summary['iteration']}; checkpoint {summary['checkpoint']}")

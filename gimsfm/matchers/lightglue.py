@@ -1,0 +1,97 @@
+"""`sift-lightglue-base`: our LightGlue (trained by gimsfm.train) on the shared RootSIFT features.
+
+Inference runs kornia's LightGlue forward under torch.inference_mode with adaptive depth (early stopping by
+the confidence heads) and adaptive width (point pruning) on.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..features.sift import SiftExtractor
+from .base import Matcher
+from .registry import register
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+BASE_WEIGHTS = WEIGHTS_DIR / "sift_lightglue_base.pt"
+
+
+def resolve_device(device: str) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but no CUDA device is available")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise InputError(f"unknown device '{device}' (expected auto, cpu or cuda)")
+    return torch.device(device)
+
+
+def features_to_batch(f0: dict[str, np.ndarray], f1: dict[str, np.ndarray], device: torch.device) -> dict:
+    batch = {}
+    for side, f in (("0", f0), ("1", f1)):
+        batch[f"keypoints{side}"] = torch.as_tensor(f["keypoints"], dtype=torch.float32, device=device)[None]
+        batch[f"scales{side}"] = torch.as_tensor(f["scales"], dtype=torch.float32, device=device)[None]
+        batch[f"oris{side}"] = torch.as_tensor(f["oris"], dtype=torch.float32, device=device)[None]
+        batch[f"descriptors{side}"] = torch.as_tensor(f["descriptors"], dtype=torch.float32, device=device)[None]
+        batch[f"image_size{side}"] = torch.as_tensor(np.asarray(f["image_size"]), dtype=torch.float32,
+                                                     device=device)[None]
+    return batch
+
+
+class SiftLightGlue(Matcher):
+    """RootSIFT keypoints (scale + orientation) matched by a LightGlue trained with gimsfm."""
+
+    default_conf: dict[str, Any] = {
+        "weights": str(BASE_WEIGHTS),
+        "features": {},  # overrides of SiftExtractor.default_conf (same defaults as sift-nn: shared features)
+        "depth_confidence": None,  # None: the value trained/exported with the model
+        "width_confidence": None,
+        "filter_threshold": None,
+    }
+
+    def __init__(self, conf: dict[str, Any] | None = None, device: str = "auto"):
+        super().__init__(conf, device)
+        from ..train.trainer import load_exported
+
+        path = Path(self.conf["weights"])
+        if not path.is_file():
+            raise InputError(f"weights not found: {path}")
+        self.torch_device = resolve_device(device)
+        self.model, self.info = load_exported(path, str(self.torch_device))
+        self.model.set_inference(self.conf["depth_confidence"], self.conf["width_confidence"],
+                                 self.conf["filter_threshold"])
+        self.extractor = SiftExtractor(self.conf["features"])
+
+    @property
+    def feature_key(self) -> str:
+        c = self.extractor.conf
+        return f"sift-root{int(c['root'])}-n{c['max_keypoints']}-r{c['resize_max']}-c{c['contrast_threshold']}"
+
+    def extract(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        return self.extractor(image)
+
+    @torch.inference_mode()
+    def match(self, feats0, feats1):
+        n0, n1 = len(feats0["keypoints"]), len(feats1["keypoints"])
+        m0 = np.full(n0, -1, np.int32)
+        s0 = np.zeros(n0, np.float32)
+        if n0 < 2 or n1 < 2:
+            return m0, s0
+        pred = self.model.predict(features_to_batch(feats0, feats1, self.torch_device), prune=True)
+        m = pred["matches0"][0].cpu().numpy()
+        s = pred["scores0"][0].float().cpu().numpy()
+        valid = m > -1
+        m0[valid] = m[valid]
+        s0[valid] = s[valid]
+        return m0, s0
+
+
+@register("sift-lightglue-base",
+          "RootSIFT + LightGlue (5 layers, dim 128) trained by gimsfm on homographies/synthetic indoor pairs",
+          available=lambda: BASE_WEIGHTS.is_file())
+class SiftLightGlueBase(SiftLightGlue):
+    pass

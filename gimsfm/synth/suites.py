@@ -1,0 +1,146 @@
+"""Named presets (pipelines/synth_*.yaml) and the zeb-lite-synth evaluation suite.
+
+The built-in definitions below are the source of truth; the YAML files in ``pipelines/`` mirror them (a test
+checks that they agree) and may be copied and edited for new presets (``--preset path/to/file.yaml``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .. import logger
+from ..errors import InputError
+from .world import DOMAINS
+
+SUITE_VERSION = 1
+
+ZEB_LITE_SYNTH = {
+    "name": "zeb-lite-synth",
+    "kind": "pairs",
+    "description": "Simulated half of a lite ZEB: one pose set per domain, ~100 pairs, overlap 10-50 %, fixed seeds.",
+    "sets": [{"name": f"synth_{d}", "domains": [d], "pairs": 100, "seed": 9000 + i, "mode": "eval", "image_format": "jpg"}
+             for i, d in enumerate(DOMAINS)],
+}
+
+BASE_INDOOR = {
+    "name": "base-indoor",
+    "kind": "pairs",
+    "description": "Standard, domain-specific (indoor only) labelled pairs with depth for training base models.",
+    # 10 chunks of 2000 pairs (each resumable on its own) + a validation set from separate worlds
+    "sets": [{"name": f"base_indoor_{k:02d}", "domains": ["indoor"], "pairs": 2000, "seed": 1000 + k, "mode": "train",
+              "image_format": "jpg"} for k in range(10)]
+    + [{"name": "base_indoor_val", "domains": ["indoor"], "pairs": 400, "seed": 1999, "mode": "train", "image_format": "jpg"}],
+}
+
+VIDEO_CORPUS = {
+    "name": "video-corpus",
+    "kind": "video",
+    "description": "Unlabelled internet-like videos from all domains (GT kept apart in gt.h5, never read by self-training).",
+    "domains": list(DOMAINS),
+    "videos_per_domain": 8,
+    "seconds": 60.0,
+    "fps": 30.0,
+    "seed": 5000,
+    "width": 640,
+    "height": 480,
+    "depth_every": 10,
+}
+
+BUILTIN = {"zeb-lite-synth": ZEB_LITE_SYNTH, "base-indoor": BASE_INDOOR, "video-corpus": VIDEO_CORPUS}
+PRESET_FILES = {"zeb-lite-synth": "synth_zeb_lite.yaml", "base-indoor": "synth_base_indoor.yaml",
+                "video-corpus": "synth_video_corpus.yaml"}
+
+
+def pipelines_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "pipelines"
+
+
+def load_preset(name_or_path: str) -> dict:
+    """A preset dict from a YAML path, a name with a YAML in pipelines/, or the built-in definition."""
+    import yaml
+
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise InputError(f"preset file not found: {p}")
+        cfg = yaml.safe_load(p.read_text())
+    else:
+        key = name_or_path.replace("_", "-")
+        if key not in BUILTIN:
+            raise InputError(f"unknown preset {name_or_path!r}; choose from {', '.join(BUILTIN)} or a .yaml path")
+        f = pipelines_dir() / PRESET_FILES[key]
+        cfg = yaml.safe_load(f.read_text()) if f.is_file() else BUILTIN[key]
+    if not isinstance(cfg, dict) or cfg.get("kind") not in ("pairs", "video"):
+        raise InputError(f"malformed preset {name_or_path}: needs kind: pairs|video")
+    return cfg
+
+
+def _set_complete(d: Path, spec: dict) -> bool:
+    f = d / "suite.json"
+    if not (d / "pairs.txt").is_file() or not f.is_file():
+        return False
+    try:
+        return json.loads(f.read_text()) == {"suite_version": SUITE_VERSION, "spec": spec}
+    except (OSError, ValueError):
+        return False
+
+
+def run_pairs_preset(cfg: dict, out: Path, overwrite: bool = False) -> list[Path]:
+    """Generate every set of a pairs preset under out/<set name>; complete sets are kept (resumable)."""
+    from .pairs import generate_pairs
+
+    if cfg.get("kind") != "pairs":
+        raise InputError(f"preset {cfg.get('name')} is not a pairs preset")
+    out = Path(out)
+    dirs = []
+    for spec in cfg["sets"]:
+        d = out / spec["name"]
+        if not overwrite and _set_complete(d, spec):
+            dirs.append(d)
+            continue
+        if d.exists():
+            shutil.rmtree(d)
+        logger.info("synth: generating %s (%d pairs, %s)", spec["name"], spec["pairs"], ",".join(spec["domains"]))
+        generate_pairs(spec["domains"], int(spec["pairs"]), int(spec["seed"]), d, mode=spec.get("mode", "train"),
+                       image_ext=spec.get("image_format", "png"), val_fraction=float(spec.get("val_fraction", 0.0)),
+                       width=int(spec.get("width", 640)), height=int(spec.get("height", 480)), overwrite=True)
+        (d / "suite.json").write_text(json.dumps({"suite_version": SUITE_VERSION, "spec": spec}))
+        dirs.append(d)
+    return dirs
+
+
+def run_video_preset(cfg: dict, out: Path, overwrite: bool = False) -> list[Path]:
+    from .video import generate_video
+
+    if cfg.get("kind") != "video":
+        raise InputError(f"preset {cfg.get('name')} is not a video preset")
+    out = Path(out)
+    dirs = []
+    for di, domain in enumerate(cfg["domains"]):
+        for k in range(int(cfg["videos_per_domain"])):
+            d = out / f"{domain}_{k:03d}"
+            if (d / "gt.h5").is_file() and (d / "video.mp4").is_file() and not overwrite:
+                dirs.append(d)
+                continue
+            generate_video(domain, float(cfg["seconds"]), float(cfg["fps"]), int(cfg["seed"]) + 1000 * di + k, d,
+                           width=int(cfg.get("width", 640)), height=int(cfg.get("height", 480)),
+                           depth_every=int(cfg.get("depth_every", 10)), overwrite=True)
+            dirs.append(d)
+    return dirs
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("GIMSFM_CACHE")
+    if env:
+        return Path(env) / "zeb-lite-synth"
+    return Path.home() / ".cache" / "gimsfm" / "zeb-lite-synth"
+
+
+def ensure_zeb_lite_synth(cache_dir: Path | None = None) -> list[Path]:
+    """The zeb-lite-synth pose sets (one folder per domain, ~100 pairs each, fixed seeds), generating any
+    that are missing or stale. Returns the dataset folders in DOMAINS order."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return run_pairs_preset(ZEB_LITE_SYNTH, cache_dir)

@@ -1,0 +1,488 @@
+"""The trainer: preset -> data + model -> iterations, validation, checkpoints, CSV logs, curves, export.
+
+It knows only the model interface of `gimsfm.models` (forward / loss / predict) and the batches of the data
+pipeline, so another registered architecture trains with the same code.
+
+Reproducibility: the model is initialised from `seed`, batch `it` is a pure function of (seed, it) and the
+checkpoint holds the optimizer state, so an interrupted run resumed with --resume continues exactly (up to
+float non-determinism of multi-threaded kernels; the default of one thread is deterministic).
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import yaml
+
+from .. import logger
+from ..errors import InputError, OutputExistsError
+from ..models import build_model
+from . import labels as L
+from .datasets import MixedPairs, build_source, collate, make_sample, resolve_path
+
+DEFAULTS: dict[str, Any] = {
+    "name": "run",
+    "seed": 0,
+    "out_dir": "runs/train/{name}",
+    "model": {"name": "lightglue", "conf": {}},
+    "data": {
+        "cache_dir": "runs/cache/train_pairs",
+        "n_kpts": 512,
+        "batch_size": 2,
+        "pos_th": 3.0,
+        "neg_th": 5.0,
+        "sift": {"max_keypoints": 1024},
+        "sources": [{"type": "homography", "name": "textures", "weight": 1.0, "n_train": 2000, "n_val": 100}],
+    },
+    "optim": {"lr": 2e-4, "warmup": 200, "decay_start": 10**9, "decay_every": 20000, "decay": 0.5,
+              "weight_decay": 0.0, "grad_clip": 1.0},
+    "train": {"max_iters": 100000, "threads": 1, "log_every": 25, "val_every": 2000, "ckpt_every_s": 240,
+              "max_time_s": None},
+    "val": {"n_kpts": 1024, "max_pairs": 100, "ransac_px": 3.0},
+    "export": {"path": None},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_preset(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"preset not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"preset {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"preset {path} must be a mapping")
+    unknown = set(raw) - set(DEFAULTS)
+    if unknown:
+        raise InputError(f"preset {path}: unknown key(s) {', '.join(sorted(unknown))}")
+    preset = _merge(DEFAULTS, raw)
+    preset["out_dir"] = str(preset["out_dir"]).replace("{name}", str(preset["name"]))
+    preset["_path"] = str(path)
+    return preset
+
+
+def lr_at(it: int, o: dict) -> float:
+    lr = o["lr"] * min(1.0, (it + 1) / max(1, o["warmup"]))
+    if it > o["decay_start"]:
+        lr *= o["decay"] ** ((it - o["decay_start"]) / o["decay_every"])
+    return lr
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Validation metrics
+# ----------------------------------------------------------------------------------------------------------
+
+def pose_auc(errors, thresholds) -> list[float]:
+    errors = np.sort(np.asarray(errors, np.float64))
+    recall = (np.arange(len(errors)) + 1) / max(len(errors), 1)
+    errors, recall = np.r_[0.0, errors], np.r_[0.0, recall]
+    aucs = []
+    for t in thresholds:
+        last = np.searchsorted(errors, t)
+        e = np.r_[errors[:last], t]
+        r = np.r_[recall[:last], recall[last - 1]]
+        aucs.append(float(np.trapezoid(r, x=e) / t))
+    return aucs
+
+
+def homography_corner_error(k0, k1, H_gt, size0, ransac_px) -> float:
+    if len(k0) < 4:
+        return float("inf")
+    H, _ = cv2.findHomography(k0.astype(np.float64), k1.astype(np.float64), cv2.USAC_MAGSAC, ransac_px,
+                              maxIters=2000, confidence=0.9999)
+    if H is None:
+        return float("inf")
+    w, h = size0
+    c = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], np.float64).T
+    a, b = H @ c, H_gt @ c
+    return float(np.linalg.norm(a[:2] / a[2] - b[:2] / b[2], axis=0).mean())
+
+
+def relative_pose_error(k0, k1, K0, K1, T, thresh_px: float = 0.5) -> float:
+    """max(angle R, angle t) in degrees, 180 on failure (ZEB protocol)."""
+    if len(k0) < 5:
+        return 180.0
+    f = np.mean([K0[0, 0], K0[1, 1], K1[0, 0], K1[1, 1]])
+    n0 = (k0 - K0[[0, 1], [2, 2]]) / K0[[0, 1], [0, 1]]
+    n1 = (k1 - K1[[0, 1], [2, 2]]) / K1[[0, 1], [0, 1]]
+    E, mask = cv2.findEssentialMat(n0, n1, np.eye(3), threshold=thresh_px / f, prob=0.99999, method=cv2.RANSAC)
+    if E is None:
+        return 180.0
+    best, R_best, t_best = -1, None, None
+    for e in np.split(E, len(E) // 3):
+        n, R, t, _ = cv2.recoverPose(e, n0, n1, np.eye(3), 1e9, mask=mask)
+        if n > best:
+            best, R_best, t_best = n, R, t[:, 0]
+    R_gt, t_gt = T[:3, :3], T[:3, 3]
+    cos = np.clip((np.trace(R_best.T @ R_gt) - 1) / 2, -1, 1)
+    err_r = np.degrees(np.arccos(cos))
+    nt = np.linalg.norm(t_gt) * np.linalg.norm(t_best)
+    err_t = np.degrees(np.arccos(np.clip(np.dot(t_gt, t_best) / max(nt, 1e-12), -1, 1)))
+    err_t = min(err_t, 180 - err_t)
+    return float(max(err_r, err_t))
+
+
+def evaluate(model, val_sources, conf: dict, data_conf: dict, baseline: bool = False) -> dict[str, float]:
+    """Precision/recall vs GT labels and homography / pose AUC on the validation pairs (one pair at a time,
+    inference settings: pruning on). With baseline=True the same numbers for SIFT mutual NN + ratio 0.8."""
+    from ..matchers.sift_nn import mutual_nn_ratio
+
+    if model is not None:
+        model.eval()
+    res: dict[str, float] = {}
+    t_model = 0.0
+    for src in val_sources:
+        prec, rec, errs, n_match = [], [], [], []
+        n = min(len(src), conf["max_pairs"])
+        for i in range(n):
+            r = src.get(i)
+            s = make_sample(r, conf["n_kpts"], None, data_conf["pos_th"], data_conf["neg_th"])
+            if baseline:
+                m0, _ = mutual_nn_ratio(s["desc0"], s["desc1"], 0.8, True)
+                m0 = m0.astype(np.int64)
+            else:
+                t0 = time.perf_counter()
+                m0 = model.predict(collate([s]), prune=True)["matches0"][0].numpy()
+                t_model += time.perf_counter() - t0
+            gt0 = s["gt0"]
+            pred = m0 > -1
+            correct = pred & (m0 == gt0)
+            # A prediction is also correct when it reprojects within pos_th (GT label may be 'ignore').
+            if pred.any():
+                err = np.linalg.norm(s["p01"][pred] - s["kpts1"][m0[pred]], axis=1)
+                ok = (s["vis01"][pred] == L.VISIBLE) & (err < data_conf["pos_th"])
+                correct[np.nonzero(pred)[0][ok]] = True
+            known = pred & ((gt0 >= -1) | correct)
+            prec.append(correct.sum() / max(known.sum(), 1))
+            rec.append((pred & (m0 == gt0)).sum() / max((gt0 >= 0).sum(), 1))
+            n_match.append(pred.sum())
+            k0, k1 = s["kpts0"][pred], s["kpts1"][m0[pred]]
+            if "H" in r:
+                errs.append(homography_corner_error(k0, k1, r["H"], r["size0"], conf["ransac_px"]))
+            else:
+                errs.append(relative_pose_error(k0, k1, r["K0"], r["K1"], r["T_0to1"]))
+        key = src.name.rsplit("-", 1)[0]
+        res[f"{key}/precision"] = float(np.mean(prec)) if prec else 0.0
+        res[f"{key}/recall"] = float(np.mean(rec)) if rec else 0.0
+        res[f"{key}/matches"] = float(np.mean(n_match)) if n_match else 0.0
+        ths = (3, 5, 10) if src.kind == "homography" else (5, 10, 20)
+        for t, a in zip(ths, pose_auc(errs, ths) if errs else [0.0] * 3):
+            res[f"{key}/auc@{t}"] = a
+        res[f"{key}/pairs"] = n
+    if not baseline and val_sources:
+        res["ms_per_pair"] = 1000 * t_model / max(1, sum(min(len(s), conf["max_pairs"]) for s in val_sources))
+    return res
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Trainer
+# ----------------------------------------------------------------------------------------------------------
+
+class Trainer:
+    def __init__(self, preset: dict[str, Any], repo_root: Path | None = None):
+        self.p = preset
+        self.root = repo_root or Path(__file__).resolve().parents[2]
+        self.out = resolve_path(preset["out_dir"], self.root)
+        self.ckpt_path = self.out / "checkpoint.pt"
+
+    # -- data
+    def _sources(self, split: str):
+        d = self.p["data"]
+        cache = resolve_path(d["cache_dir"], self.root)
+        srcs, weights = [], []
+        for spec in d["sources"]:
+            if not int(spec.get(f"n_{split}", 0) or 0) and not (spec.get("type") == "depth" and spec.get(f"{split}_root")):
+                continue
+            s = build_source(spec, split, cache, int(self.p["seed"]), d.get("sift", {}))
+            if s is not None:
+                srcs.append(s)
+                weights.append(float(spec.get("weight", 1.0)))
+        return srcs, weights
+
+    def build(self):
+        torch.manual_seed(int(self.p["seed"]))
+        mc = self.p["model"]
+        self.model = build_model(mc["name"], mc.get("conf", {}))
+        o = self.p["optim"]
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+        tr, w = self._sources("train")
+        d = self.p["data"]
+        self.train_data = MixedPairs(tr, w, d["n_kpts"], int(self.p["seed"]), d["pos_th"], d["neg_th"])
+        self.val_sources, _ = self._sources("val")
+
+    # -- checkpoints
+    def state(self, it: int, elapsed: float, history: dict) -> dict[str, Any]:
+        return {"iteration": it, "elapsed_s": elapsed, "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(), "preset": {k: v for k, v in self.p.items() if k != "_path"},
+                "model_name": self.p["model"]["name"], "model_conf": self.model.conf, "history": history,
+                "torch_rng": torch.get_rng_state(), "hardware": hardware()}
+
+    def save(self, it: int, elapsed: float, history: dict) -> None:
+        atomic_torch_save(self.state(it, elapsed, history), self.ckpt_path)
+
+    def load(self) -> tuple[int, float, dict]:
+        ck = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        torch.set_rng_state(ck["torch_rng"])
+        return int(ck["iteration"]), float(ck["elapsed_s"]), ck.get("history", {"val": []})
+
+    # -- logs
+    def _csv(self, name: str, row: dict, truncate_after: int | None = None) -> None:
+        path = self.out / name
+        rows = []
+        if path.exists():
+            with open(path) as f:
+                rows = list(csv.DictReader(f))
+        if truncate_after is not None:
+            rows = [r for r in rows if int(float(r["iteration"])) <= truncate_after]
+        if row:
+            rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        keys: list[str] = []
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, path)
+
+    def plot(self) -> None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except Exception:  # plotting is optional
+            return
+        tr = self.out / "train_log.csv"
+        va = self.out / "val_log.csv"
+        if not tr.exists():
+            return
+        with open(tr) as f:
+            rows = list(csv.DictReader(f))
+        fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+        its = [int(float(r["iteration"])) for r in rows]
+        for k in ("loss", "nll_last"):
+            if rows and k in rows[0]:
+                v = np.array([float(r[k]) for r in rows])
+                kern = max(1, len(v) // 50)
+                vs = np.convolve(v, np.ones(kern) / kern, mode="valid")
+                ax[0].plot(its[kern - 1:], vs, label=k)
+        ax[0].set_xlabel("iteration"); ax[0].set_ylabel("loss"); ax[0].legend(); ax[0].grid(alpha=.3)
+        ax[0].set_yscale("log")
+        if va.exists():
+            with open(va) as f:
+                vr = list(csv.DictReader(f))
+            if vr:
+                vits = [int(float(r["iteration"])) for r in vr]
+                for k in vr[0]:
+                    if k.endswith(("precision", "recall", "auc@5")) and not k.startswith("sift-nn"):
+                        ax[1].plot(vits, [float(r[k]) for r in vr], marker="o", label=k)
+                        base = "sift-nn:" + k
+                        if base in vr[0]:
+                            ax[1].axhline(float(vr[0][base]), ls="--", lw=0.8, color=ax[1].lines[-1].get_color())
+        ax[1].set_xlabel("iteration"); ax[1].set_title("validation (dashed: sift-nn)"); ax[1].grid(alpha=.3)
+        ax[1].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(self.out / "curves.png", dpi=90)
+        plt.close(fig)
+
+    # -- main loop
+    def run(self, resume: bool = False, overwrite: bool = False, max_iters: int | None = None,
+            progress: bool = True) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        t = self.p["train"]
+        torch.set_num_threads(int(t["threads"]))
+        cv2.setNumThreads(1)
+        if self.ckpt_path.exists() and not (resume or overwrite):
+            raise OutputExistsError(f"{self.ckpt_path} exists: use --resume to continue or --overwrite to restart")
+        self.out.mkdir(parents=True, exist_ok=True)
+        if overwrite and not resume:
+            for f in ("checkpoint.pt", "train_log.csv", "val_log.csv", "curves.png"):
+                (self.out / f).unlink(missing_ok=True)
+        (self.out / "preset.yaml").write_text(yaml.safe_dump({k: v for k, v in self.p.items() if k != "_path"},
+                                                             sort_keys=False))
+        self.build()
+        start, elapsed, history = 0, 0.0, {"val": []}
+        if resume and self.ckpt_path.exists():
+            start, elapsed, history = self.load()
+            logger.info("resumed from %s at iteration %d (%.0f s trained)", self.ckpt_path, start, elapsed)
+            self._csv("train_log.csv", {}, truncate_after=start)
+            if (self.out / "val_log.csv").exists():
+                self._csv("val_log.csv", {}, truncate_after=start)
+        end = int(max_iters if max_iters is not None else t["max_iters"])
+        d = self.p["data"]
+        if not history.get("baseline") and self.val_sources:
+            logger.info("validation baseline (sift-nn) on %s", ", ".join(s.name for s in self.val_sources))
+            history["baseline"] = evaluate(None, self.val_sources, self.p["val"], d, baseline=True)
+        self.model.train()
+        t_last_ckpt = time.time()
+        t0 = time.time() - elapsed
+        bar = tqdm(total=end, initial=start, disable=not progress, dynamic_ncols=True, mininterval=5,
+                   desc=self.p["name"])
+        it = start
+        last = {}
+        max_time = t.get("max_time_s")
+        while it < end:
+            for g in self.opt.param_groups:
+                g["lr"] = lr_at(it, self.p["optim"])
+            batch = self.train_data.batch(it, int(d["batch_size"]))
+            out = self.model(batch)
+            loss, metrics = self.model.loss(batch, out)
+            self.opt.zero_grad(set_to_none=True)
+            if torch.isfinite(loss):
+                loss.backward()
+                clip = float(self.p["optim"]["grad_clip"] or float("inf"))
+                gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                if torch.isfinite(gnorm):
+                    self.opt.step()
+                else:
+                    logger.warning("non-finite gradient at iteration %d: step skipped", it)
+            else:
+                logger.warning("non-finite loss at iteration %d: step skipped", it)
+            it += 1
+            bar.update(1)
+            last = metrics
+            if it % int(t["log_every"]) == 0 or it == end:
+                self._csv("train_log.csv", {"iteration": it, "time_s": time.time() - t0, "lr": lr_at(it - 1,
+                          self.p["optim"]), **metrics})
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", P=f"{metrics['precision']:.2f}",
+                                R=f"{metrics['recall']:.2f}")
+            do_val = self.val_sources and (it % int(t["val_every"]) == 0 or it == end)
+            if do_val:
+                res = evaluate(self.model, self.val_sources, self.p["val"], d)
+                self.model.train()
+                row = {"iteration": it, "time_s": time.time() - t0, **res,
+                       **{f"sift-nn:{k}": v for k, v in history["baseline"].items()}}
+                history["val"].append(row)
+                self._csv("val_log.csv", row)
+                logger.info("val @%d: %s", it, " ".join(f"{k}={v:.3f}" for k, v in res.items()
+                                                       if isinstance(v, float)))
+            timeout = max_time is not None and time.time() - t0 >= float(max_time)
+            if do_val or time.time() - t_last_ckpt >= float(t["ckpt_every_s"]) or it == end or timeout:
+                self.save(it, time.time() - t0, history)
+                self.plot()
+                t_last_ckpt = time.time()
+            if timeout:
+                logger.info("max_time_s reached at iteration %d", it)
+                break
+        bar.close()
+        summary = {"iteration": it, "elapsed_s": time.time() - t0, "last": last,
+                   "val": history["val"][-1] if history["val"] else None, "checkpoint": str(self.ckpt_path)}
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        return summary
+
+
+def hardware() -> dict[str, Any]:
+    return {"machine": platform.machine(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def export_weights(ckpt_path: Path, out_path: Path, half: bool = True, extra: dict | None = None) -> dict[str, Any]:
+    """Checkpoint -> shipped weights: {model_name, conf, state_dict (fp16), training info}."""
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():
+        raise InputError(f"checkpoint not found: {ckpt_path}")
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    sd = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ck["model"].items()}
+    hist = ck.get("history", {})
+    info = {"iteration": ck["iteration"], "elapsed_s": ck["elapsed_s"], "hardware": ck.get("hardware"),
+            "preset": ck["preset"], "val": hist.get("val", [])[-1:] , "val_baseline_sift_nn": hist.get("baseline"),
+            **(extra or {})}
+    obj = {"model_name": ck["model_name"], "conf": ck["model_conf"], "state_dict": sd, "info": info}
+    atomic_torch_save(obj, Path(out_path))
+    return info
+
+
+def write_model_card(ckpt_path: Path, card_path: Path, title: str, speed_json: Path | None = None,
+                     notes: str = "") -> Path:
+    """Model card from what the checkpoint measured: data, steps, wall time, hardware, validation history
+    (model vs sift-nn on the same pairs) and, if given, a `gimsfm bench speed` results.json."""
+    ck = torch.load(Path(ckpt_path), map_location="cpu", weights_only=False)
+    p, hist = ck["preset"], ck.get("history", {})
+    n_params = sum(v.numel() for k, v in ck["model"].items() if "confidence_thresholds" not in k)
+    d = p["data"]
+    lines = [f"# {title}", "", "Trained by gimsfm's own code (no pretrained weights): "
+             f"`gimsfm train --preset {p.get('_path', 'pipelines/train_' + p['name'] + '.yaml')}`.", "",
+             "## Model", "",
+             f"- architecture: `{ck['model_name']}` {json.dumps(ck['model_conf'])}",
+             f"- parameters: {n_params:,}; shipped as an fp16 state dict + config", "",
+             "## Training data (domain-specific, as the GIM base model)", ""]
+    for src in d["sources"]:
+        desc = {k: v for k, v in src.items() if k not in ("warp",)}
+        lines.append(f"- {json.dumps(desc)}")
+    lines += ["", f"- {d['n_kpts']} SIFT keypoints per image in training (of {d['sift'].get('max_keypoints')} "
+              f"cached), batch {d['batch_size']}, GT: mutual nearest within {d['pos_th']} px = match, farther "
+              f"than {d['neg_th']} px from every keypoint = unmatched, occluded/outside = unmatched", "",
+              "## Training cost (measured)", "",
+              f"- iterations: {ck['iteration']} (batch {d['batch_size']}: {ck['iteration'] * d['batch_size']} pair "
+              f"samples)",
+              f"- wall time: {ck['elapsed_s'] / 3600:.2f} h", f"- hardware: {json.dumps(ck.get('hardware'))}, "
+              f"torch threads {p['train']['threads']}, machine shared with other jobs", "",
+              "## Validation (held-out photos / held-out synthetic worlds; inference settings, "
+              f"{p['val']['n_kpts']} keypoints)", ""]
+    val = hist.get("val", [])
+    base = hist.get("baseline", {})
+    if val:
+        keys = [k for k in val[-1] if "/" in k and not k.startswith("sift-nn:") and not k.endswith("/pairs")]
+        lines.append("| iteration | hours | " + " | ".join(keys) + " |")
+        lines.append("|" + "---|" * (len(keys) + 2))
+        for row in val:
+            lines.append(f"| {row['iteration']} | {row['time_s'] / 3600:.2f} | " +
+                         " | ".join(f"{row.get(k, float('nan')):.3f}" for k in keys) + " |")
+        lines.append("| **sift-nn** (same pairs, same keypoints) | | " +
+                     " | ".join(f"{base.get(k, float('nan')):.3f}" for k in keys) + " |")
+        lines += ["", "precision: fraction of predicted matches within the GT threshold; recall: fraction of GT "
+                  "matches found; auc@t: homography corner error AUC (px) or relative pose AUC (deg)."]
+    else:
+        lines.append("(no validation run yet)")
+    if speed_json and Path(speed_json).is_file():
+        sp = json.loads(Path(speed_json).read_text())
+        lines += ["", "## Speed (`gimsfm bench speed`, matching only)", "",
+                  "| matcher | keypoints/image | ms/pair (median) | matches | peak RSS MB |", "|---|---|---|---|---|"]
+        for r in sp["runs"]:
+            lines.append(f"| {r['matcher']} | {r['kpts']} | {r['ms_median']:.1f} | {r['matches']} | "
+                         f"{r['peak_rss_mb']:.0f} |")
+        env = sp.get("environment", {})
+        lines.append(f"\nMeasured {env.get('date')} on {env.get('cpu_count')} CPU cores, torch threads "
+                     f"{env.get('torch_threads')}; {sp.get('pair')}.")
+    if notes:
+        lines += ["", "## Notes", "", notes]
+    Path(card_path).write_text("\n".join(lines) + "\n")
+    return Path(card_path)
+
+
+def load_exported(path: Path, device: str = "cpu"):
+    obj = torch.load(Path(path), map_location="cpu", weights_only=False)
+    model = build_model(obj["model_name"], obj["conf"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in obj["state_dict"].items()})
+    model.eval()
+    return model.to(device), obj.get("info", {})

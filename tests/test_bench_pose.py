@@ -1,0 +1,259 @@
+"""Benchmark harness: ZEB protocol on shared pose sets, homography bench, suites, in-domain loaders, the gate."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gimsfm.errors import InputError
+
+
+# ---------------------------------------------------------------- suites and loaders (no data needed)
+def test_unknown_suite_and_synth_without_module(monkeypatch):
+    from gimsfm.bench import suites
+
+    with pytest.raises(InputError, match="unknown pose suite"):
+        suites.pose_suite("zeb-heavy")
+    monkeypatch.setitem(sys.modules, "gimsfm.synth.suites", None)  # makes the import fail
+    with pytest.raises(InputError, match="zeb-lite-synth needs gimsfm.synth"):
+        suites.pose_suite("zeb-lite-synth")
+    with pytest.raises(InputError, match="give --data"):
+        suites.resolve_data(None, None, "pose", default_suite=None)
+
+
+def test_data_root_env(monkeypatch, tmp_path):
+    from gimsfm.bench.suites import data_root, pose_suite
+
+    monkeypatch.setenv("GIMSFM_DATA", str(tmp_path))
+    assert data_root() == tmp_path
+    with pytest.raises(InputError, match="pose data not found"):
+        pose_suite("zeb-lite-real")
+
+
+def test_pairs_file_validation(tmp_path):
+    from gimsfm.bench.datasets import load_pose_dataset
+
+    (tmp_path / "pairs.txt").write_text("a.png b.png -1 -1 1 0 0\n")
+    with pytest.raises(InputError, match="38 columns"):
+        load_pose_dataset(tmp_path)
+    with pytest.raises(InputError, match="pose data not found"):
+        load_pose_dataset(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no pairs.txt"):
+        load_pose_dataset(tmp_path / "empty")
+    K = "500 0 320 0 500 240 0 0 1"
+    (tmp_path / "pairs.txt").write_text(f"a.png b.png -1 -1 {K} {K} " + " ".join(["2"] * 16) + "\n")
+    with pytest.raises(InputError, match="rigid"):
+        load_pose_dataset(tmp_path)
+
+
+def test_scannet_intrinsics_rescaled_to_stored_images(tmp_path):
+    import cv2
+
+    from gimsfm.bench.datasets import parse_pose_pairs, scale_intrinsics_to_images
+
+    for n in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(tmp_path / n), np.zeros((480, 640, 3), np.uint8))
+    K = "1165.7 0 647.5 0 1165.7 483.5 0 0 1"  # K of the 1296x968 originals
+    T = " ".join(map(str, np.eye(4).ravel()))
+    (tmp_path / "pairs.txt").write_text(f"a.jpg b.jpg 0 0 {K} {K} {T}\n")
+    ds = scale_intrinsics_to_images(parse_pose_pairs(tmp_path / "pairs.txt", tmp_path))
+    K0 = ds.pairs[0].K0
+    assert K0[0, 2] == pytest.approx(640 / 1296 * 648 - 0.5)
+    assert K0[1, 2] == pytest.approx(480 / 968 * 484 - 0.5)
+    assert K0[0, 0] == pytest.approx(1165.7 * 640 / 1296)
+
+
+# ---------------------------------------------------------------- ZEB on shared data
+def _cfg(**kw):
+    from gimsfm.bench.zeb import PoseEvalConfig
+
+    return PoseEvalConfig(max_pairs=3, **kw)
+
+
+def test_zeb_protocol_on_shared_pairs_and_cache(shared_data, tmp_path):
+    from gimsfm.bench.zeb import run_zeb
+
+    data = [shared_data / "pose" / "kitti00"]
+    out = tmp_path / "zeb"
+    res = run_zeb(data, ["sift-nn"], out, _cfg())
+    for f in ("results.json", "results.md", "pose_curves.png", "per_pair.json"):
+        assert (out / f).is_file(), f
+    saved = json.loads((out / "results.json").read_text())
+    entry = saved["matchers"]["sift-nn"]
+    ds = entry["datasets"]["kitti00"]
+    assert set(ds) >= {"auc@5", "auc@10", "auc@20", "pairs", "sec_per_pair"}
+    assert ds["pairs"] == 3 and 0 <= ds["auc@5"] <= ds["auc@10"] <= ds["auc@20"] <= 100
+    # KITTI consecutive frames are easy for SIFT: the metric must see that (a sign/convention bug would not).
+    assert ds["auc@20"] > 50
+    assert set(entry["mean"]) == {"auc@5", "auc@10", "auc@20"} and entry["mean_rank"] == 1.0
+    assert "| sift-nn | kitti00 |" in (out / "results.md").read_text()
+
+    # Another threshold/estimator reuses the cached features and matches (files untouched).
+    cache_files = sorted((out / "cache").rglob("*.h5"))
+    mtimes = [p.stat().st_mtime_ns for p in cache_files]
+    res2 = run_zeb(data, ["sift-nn"], out, _cfg(thresh_px=1.0, estimator="opencv-magsac"))
+    assert [p.stat().st_mtime_ns for p in cache_files] == mtimes
+    assert res2["config"]["thresh_px"] == 1.0 and res2["config"]["estimator"] == "opencv-magsac"
+    assert res["matchers"]["sift-nn"]["datasets"]["kitti00"]["pairs"] == 3
+
+
+def test_zeb_deterministic_across_runs(shared_data, tmp_path):
+    """Two independent runs (no shared cache) give identical AUCs."""
+    from gimsfm.bench.zeb import run_zeb
+
+    data = [shared_data / "pose" / "middlebury_temple"]
+    a = run_zeb(data, ["sift-nn"], tmp_path / "a", _cfg())
+    b = run_zeb(data, ["sift-nn"], tmp_path / "b", _cfg())
+    da, db = a["matchers"]["sift-nn"]["datasets"], b["matchers"]["sift-nn"]["datasets"]
+    for k in ("auc@5", "auc@10", "auc@20"):
+        assert da["middlebury_temple"][k] == db["middlebury_temple"][k]
+
+
+def test_indomain_val_split_and_megadepth_scene_info_agree(shared_data, tmp_path):
+    """The same pairs through a val/ split and through a LoFTR scene-info npz give the same scores."""
+    from gimsfm.bench.datasets import load_pose_dataset, select_evenly
+    from gimsfm.bench.indomain import run_indomain
+
+    src = load_pose_dataset(shared_data / "pose" / "kitti00")
+    pairs = select_evenly(src.pairs, 2)
+    # A val/ split: pairs.txt + links to the images.
+    val = tmp_path / "domain" / "val"
+    (val / "images").mkdir(parents=True)
+    lines = []
+    for p in pairs:
+        for n in (p.name0, p.name1):
+            if not (val / n).exists():
+                (val / n).symlink_to(src.root / n)
+        vals = np.r_[p.K0.ravel(), p.K1.ravel(), p.T_0to1.ravel()]
+        lines.append(f"{p.name0} {p.name1} -1 -1 " + " ".join(repr(float(v)) for v in vals))
+    (val / "pairs.txt").write_text("\n".join(lines) + "\n")
+    # A LoFTR scene-info npz over the same pairs: w2c poses I and T_0to1 give back T_0to1.
+    names = sorted({n for p in pairs for n in (p.name0, p.name1)})
+    idx = {n: i for i, n in enumerate(names)}
+    poses = [np.eye(4) for _ in names]
+    Ks = [None] * len(names)
+    infos = []
+    for p in pairs:
+        i, j = idx[p.name0], idx[p.name1]
+        poses[i], poses[j] = np.eye(4), p.T_0to1  # each image used once in these 2 pairs
+        Ks[i], Ks[j] = p.K0, p.K1
+        infos.append(((i, j), 0.5, np.zeros(0)))
+    assert len(names) == 2 * len(pairs)
+    md = tmp_path / "md"
+    (md / "scene_info").mkdir(parents=True)
+    pair_infos = np.empty(len(infos), dtype=object)
+    for k, v in enumerate(infos):
+        pair_infos[k] = v
+    np.savez(md / "scene_info" / "0000.npz", image_paths=np.array(names, dtype=object),
+             depth_paths=np.array(names, dtype=object), intrinsics=np.stack(Ks), poses=np.stack(poses),
+             pair_infos=pair_infos)
+    for n in names:
+        (md / n).parent.mkdir(parents=True, exist_ok=True)
+        (md / n).symlink_to(src.root / n)
+    res = run_indomain([tmp_path / "domain"], md, [], None, None, ["sift-nn"], tmp_path / "out", _cfg())
+    ds = res["matchers"]["sift-nn"]["datasets"]
+    assert set(ds) == {"domain-val", "megadepth1500"}
+    for k in ("auc@5", "auc@10", "auc@20"):
+        assert ds["domain-val"][k] == pytest.approx(ds["megadepth1500"][k])
+    with pytest.raises(InputError, match="nothing to evaluate"):
+        run_indomain([], None, [], None, None, ["sift-nn"], tmp_path / "out2", _cfg())
+
+
+# ---------------------------------------------------------------- homography benchmark
+def test_homography_bench_on_shared_sequence(shared_data, tmp_path):
+    from gimsfm.bench.homography import HomographyEvalConfig, run_homography
+
+    out = tmp_path / "h"
+    res = run_homography([shared_data / "homography" / "homogr_boat"], ["sift-nn"], out, HomographyEvalConfig())
+    s = res["matchers"]["sift-nn"]["datasets"]["homogr_boat"]
+    assert s["pairs"] == 1 and s["failures"] == 0
+    assert s["mean_error"] < 5 and s["auc@10"] > 50
+    assert set(res["matchers"]["sift-nn"]["mean"]) == {"auc@3", "auc@5", "auc@10", "mean_error"}
+    for f in ("results.json", "results.md", "homography_curves.png"):
+        assert (out / f).is_file()
+
+
+# ---------------------------------------------------------------- the gate
+def test_gate_compare_logic():
+    from gimsfm.bench.gate import compare
+
+    base = {"matchers": {"sift-nn": {"pose": {"mean": {"auc@5": 50.0}, "kitti00": {"auc@5": 60.0}},
+                                     "homography": {"mean": {"auc@3": 30.0}}},
+                         "gone": {"pose": {}, "homography": {}}}}
+    now = {"sift-nn": {"pose": {"mean": {"auc@5": 49.5}, "kitti00": {"auc@5": 56.0}},
+                       "homography": {"mean": {"auc@3": 28.0}}},
+           "newcomer": {"pose": {"mean": {"auc@5": 1.0}}, "homography": {}}}
+    passed, drops, notes = compare(base, now, tolerance=1.0, dataset_tolerance=5.0)
+    assert not passed
+    assert [d[:4] for d in drops] == [["sift-nn", "homography", "mean", "auc@3"]]
+    assert any("newcomer" in n for n in notes) and any("gone" in n for n in notes)
+    assert compare(base, now, tolerance=3.0, dataset_tolerance=5.0)[0]
+
+
+@pytest.mark.slow
+def test_gate_against_stored_baseline(shared_data, tmp_path):
+    """This is the CI gate: every registered, available matcher vs gimsfm/bench/baselines/gate.json."""
+    from gimsfm.bench.gate import DEFAULT_BASELINE, run_gate
+
+    assert DEFAULT_BASELINE.is_file(), "stored gate baseline missing: run `gimsfm bench gate --update`"
+    assert run_gate(DEFAULT_BASELINE, out=tmp_path)
+
+
+# ---------------------------------------------------------------- CLI errors are one line
+@pytest.mark.parametrize("args, message", [
+    (["bench", "zeb", "--suite", "nope", "--out", "X"], "unknown pose suite"),
+    (["bench", "zeb", "--data", "/nonexistent/zeb", "--out", "X"], "data not found"),
+    (["bench", "homography", "--data", "/nonexistent", "--out", "X"], "data not found"),
+    (["bench", "zeb", "--data", "T", "--matcher", "nope", "--out", "X"], "unknown matcher"),
+    (["bench", "zeb", "--data", "T", "--estimator", "nope", "--out", "X"], "unknown estimator"),
+    (["bench", "indomain", "--out", "X"], "nothing to evaluate"),
+])
+def test_bench_cli_bad_input_one_line(args, message, tmp_path):
+    args = [{"X": str(tmp_path / "out"), "T": str(tmp_path)}.get(a, a) for a in args]
+    r = subprocess.run([sys.executable, "-m", "gimsfm", *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert message in r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if ln.startswith("error")]) == 1
+
+
+def test_dense_matcher_path_equals_sparse(shared_data, tmp_path):
+    """A dense matcher (match_images only) goes through the generic path, with images capped and keypoints
+    mapped back: wrapping sift-nn as 'dense' must reproduce the sparse scores exactly."""
+    from gimsfm.bench.zeb import run_zeb
+    from gimsfm.matchers import get_matcher
+    from gimsfm.matchers.base import Matcher
+    from gimsfm.matchers.registry import REGISTRY, register
+
+    class DenseSift(Matcher):
+        sparse = False
+
+        def __init__(self, conf=None, device="auto"):
+            super().__init__(conf, device)
+            self.inner = get_matcher("sift-nn")
+
+        def match_images(self, image0, image1):
+            return self.inner.match_images(image0, image1)
+
+    register("test-dense-sift", "test only")(DenseSift)
+    try:
+        data = [shared_data / "pose" / "kitti00"]  # 1241 px wide: capped to 800 below
+        res = run_zeb(data, ["test-dense-sift"], tmp_path / "z", _cfg(max_side=800))
+    finally:
+        REGISTRY.pop("test-dense-sift", None)
+    d = res["matchers"]
+    assert list(d) == ["sift-nn", "test-dense-sift"]
+    for k in ("auc@5", "auc@10", "auc@20"):
+        assert d["sift-nn"]["datasets"]["kitti00"][k] == d["test-dense-sift"]["datasets"]["kitti00"][k]
+    # Keypoints are stored in original pixels even though the matcher saw an 800 px image.
+    from gimsfm.utils.h5io import read_features
+
+    feats_file = next((tmp_path / "z" / "cache").rglob("features-*.h5"))
+    name = json.loads((tmp_path / "z" / "per_pair.json").read_text())["sift-nn"]["kitti00"][0]["name0"]
+    kp = read_features(feats_file, name)["keypoints"]
+    assert kp[:, 0].max() > 900 and list(read_features(feats_file, name)["image_size"]) == [1241, 376]

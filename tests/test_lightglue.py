@@ -1,0 +1,92 @@
+"""The LightGlue model wrapper, the registered matcher `sift-lightglue-base` and `gimsfm bench speed`."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gimsfm.matchers.lightglue import BASE_WEIGHTS
+from gimsfm.models import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _random_batch(n0=200, n1=150, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    b = {}
+    for s, n in (("0", n0), ("1", n1)):
+        b[f"keypoints{s}"] = torch.rand(1, n, 2, generator=g) * torch.tensor([320.0, 240.0])
+        b[f"scales{s}"] = torch.rand(1, n, generator=g) * 20 + 1
+        b[f"oris{s}"] = (torch.rand(1, n, generator=g) - 0.5) * 6
+        b[f"descriptors{s}"] = torch.nn.functional.normalize(torch.rand(1, n, 128, generator=g), dim=-1)
+        b[f"image_size{s}"] = torch.tensor([[320.0, 240.0]])
+    return b
+
+
+def test_training_forward_equals_kornia_forward_without_pruning():
+    from kornia.feature.lightglue import filter_matches
+
+    torch.manual_seed(0)
+    m = build_model("lightglue", {"n_layers": 3}).eval()
+    m.set_inference(depth_confidence=-1, width_confidence=-1)
+    b = _random_batch()
+    with torch.no_grad():
+        la = m(b)["log_assignment"][-1]
+        ours = filter_matches(la, m.conf["filter_threshold"])[0]
+    kornia = m.predict(b, prune=True)["matches0"]  # kornia's forward (pruning disabled above)
+    assert torch.equal(ours, kornia)
+
+
+def test_deep_supervision_outputs_every_layer():
+    m = build_model("lightglue", {"n_layers": 3})
+    out = m(_random_batch())
+    assert len(out["log_assignment"]) == 3 and len(out["conf_logits0"]) == 2
+    assert out["log_assignment"][0].shape == (1, 201, 151)
+
+
+def test_unknown_model_name():
+    from gimsfm.errors import InputError
+
+    with pytest.raises(InputError):
+        build_model("nope")
+
+
+def test_matcher_registered():
+    from gimsfm.matchers.registry import list_matchers
+
+    names = [e.name for e in list_matchers()]
+    assert "sift-lightglue-base" in names
+
+
+@pytest.mark.skipif(not BASE_WEIGHTS.is_file(), reason="weights not exported yet")
+def test_base_matcher_on_a_homography_pair():
+    from gimsfm.matchers import get_matcher
+    from gimsfm.train import labels as L
+    from gimsfm.train.datasets import VAL_TEXTURES, _rng, data_root, make_homography_pair
+    from gimsfm.utils.io import read_image
+
+    torch.set_num_threads(2)
+    photo = read_image(data_root() / "textures" / VAL_TEXTURES[0], grayscale=True)  # held out of training
+    img0, img1, H = make_homography_pair(photo, _rng(123, "test"), {"max_rotation": 20, "p_full_rotation": 0.0,
+                                                                     "max_zoom": 1.4})
+    matcher = get_matcher("sift-lightglue-base", {"features": {"max_keypoints": 1024}}, device="cpu")
+    pm = matcher.match_images(img0, img1)
+    assert len(pm) >= 50
+    proj, _ = L.warp_points_homography(pm.kpts0, H)
+    err = np.linalg.norm(proj - pm.kpts1, axis=1)
+    assert (err < 3.0).mean() >= 0.9, (err < 3.0).mean()
+
+
+def test_bench_speed_cli(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "speed", "--matchers", "sift-nn", "--kpts", "256",
+                        "--repeats", "1", "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["runs"][0]["matcher"] == "sift-nn" and res["runs"][0]["ms_median"] > 0
+    assert (tmp_path / "results.md").is_file()

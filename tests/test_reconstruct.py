@@ -1,0 +1,159 @@
+"""End-to-end `gimsfm reconstruct` on the embedded demo scene, odd formats and bad input (real pipeline)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pycolmap
+import pytest
+from PIL import Image
+from skimage import data
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "scenes" / "sacre_coeur" / "images"
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "gimsfm", *map(str, args)], capture_output=True, text=True)
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    if check:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    run_cli("reconstruct", DEMO, "--out", out)
+    return out
+
+
+def test_demo_scene_reconstructs(demo_run):
+    s = json.loads((demo_run / "summary.json").read_text())
+    assert s["status"] == "ok"
+    assert s["num_images"] == 10 and s["num_registered"] == 10
+    assert s["mean_reprojection_error"] < 1.5
+    assert s["num_points3D"] > 500 and s["mean_track_length"] > 2.5
+    assert {"features", "matching", "mapping", "total"} <= set(s["timings"])
+    rec = pycolmap.Reconstruction(str(demo_run / "sparse"))
+    assert rec.num_reg_images() == 10 and rec.num_points3D() == s["num_points3D"]
+    assert (demo_run / "preview.png").stat().st_size > 10_000
+    assert (demo_run / "gimsfm.log").exists()
+
+
+def test_outputs_are_hloc_compatible(demo_run):
+    import open3d as o3d
+
+    cloud = o3d.io.read_point_cloud(str(demo_run / "points.ply"))
+    assert len(cloud.points) > 500 and cloud.has_colors()
+    pairs = (demo_run / "pairs.txt").read_text().split("\n")
+    assert len([p for p in pairs if p]) == 45
+    with h5py.File(demo_run / "features.h5") as f:
+        name = sorted(f.keys())[0]
+        kp, desc = f[name]["keypoints"][()], f[name]["descriptors"][()]
+        assert kp.shape[1] == 2 and desc.shape == (128, kp.shape[0])  # hloc stores (D, N)
+        w, h = f[name]["image_size"][()]
+        assert (kp >= -0.5).all() and (kp[:, 0] < w).all() and (kp[:, 1] < h).all()
+    with h5py.File(demo_run / "matches.h5") as f:
+        a, b = pairs[0].split()
+        grp = f[f"{a}/{b}"]
+        m0 = grp["matches0"][()]
+        assert m0.dtype.kind == "i"
+        assert (m0 >= -1).all() and (m0 > -1).sum() > 0
+        assert grp["matching_scores0"].shape == m0.shape
+
+
+def test_rerun_resumes_and_settings_are_protected(demo_run):
+    proc = run_cli("reconstruct", DEMO, "--out", demo_run)
+    s = json.loads((demo_run / "summary.json").read_text())
+    assert s["num_registered"] == 10
+    assert s["timings"]["matching"] < 2.0 and s["timings"]["features"] < 2.0  # nothing recomputed
+    proc = run_cli("reconstruct", DEMO, "--out", demo_run, "--max-keypoints", "1024", check=False)
+    assert proc.returncode == 3 and "--overwrite" in proc.stderr
+
+
+def _odd_format_scene(root: Path) -> Path:
+    """The demo photos stored as 16-bit PNG, RGBA, grayscale, EXIF-rotated, very large; plus junk files."""
+    names = sorted(p.name for p in DEMO.iterdir())
+    root.mkdir()
+    for i, name in enumerate(names):
+        rgb = np.asarray(Image.open(DEMO / name).convert("RGB"))
+        stem = Path(name).stem
+        if i == 0:
+            cv2.imwrite(str(root / f"{stem}.png"), rgb[..., ::-1].astype(np.uint16) * 257)
+        elif i == 1:
+            Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(root / f"{stem}.png")
+        elif i == 2:
+            Image.fromarray(rgb).convert("L").save(root / f"{stem}.jpg", quality=95)
+        elif i == 3:
+            exif = Image.Exif()
+            exif[0x0112] = 8  # displayed = stored rotated 90 deg counter-clockwise
+            Image.fromarray(np.rot90(rgb, k=-1).copy()).save(root / f"{stem}.jpg", exif=exif.tobytes(), quality=95)
+        elif i == 4:
+            big = cv2.resize(rgb, None, fx=3.0, fy=3.0, interpolation=cv2.INTER_CUBIC)
+            Image.fromarray(big).save(root / f"{stem}.jpg", quality=90)
+        else:
+            shutil.copy(DEMO / name, root / name)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 100)
+    (root / "README.txt").write_text("not an image")
+    return root
+
+
+def test_odd_formats_reconstruct(tmp_path):
+    images = _odd_format_scene(tmp_path / "images")
+    out = tmp_path / "out"
+    run_cli("reconstruct", images, "--out", out)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["skipped_images"] == ["broken.jpg"]
+    assert s["num_images"] == 11 and s["num_registered"] >= 9
+    assert s["mean_reprojection_error"] < 1.5
+
+
+def test_bad_inputs_fail_cleanly(tmp_path):
+    proc = run_cli("reconstruct", tmp_path / "missing", "--out", tmp_path / "o1", check=False)
+    assert proc.returncode != 0 and "does not exist" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = run_cli("reconstruct", tmp_path / "empty", "--out", tmp_path / "o2", check=False)
+    assert proc.returncode != 0 and "no images" in proc.stderr
+    proc = run_cli("reconstruct", DEMO, "--out", tmp_path / "o3", "--matcher", "nope", check=False)
+    assert proc.returncode != 0 and "unknown matcher" in proc.stderr
+    # Output folder holding the user's own files is refused, and the files are untouched.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    proc = run_cli("reconstruct", DEMO, "--out", tmp_path / "mine", "--overwrite", check=False)
+    assert proc.returncode != 0 and (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unrelated_images_fail_without_model(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(data.astronaut()).save(images / "a.png")
+    Image.fromarray(data.coffee()).save(images / "b.png")
+    Image.fromarray(data.chelsea()).save(images / "c.png")
+    out = tmp_path / "out"
+    proc = run_cli("reconstruct", images, "--out", out, check=False)
+    assert proc.returncode == 4, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and ("no model" in last or "verification" in last)
+    assert not (out / "sparse").exists()
+    assert json.loads((out / "summary.json").read_text())["status"] == "failed"
+
+
+def test_interrupted_run_recovers(tmp_path, demo_run):
+    out = tmp_path / "out"
+    shutil.copytree(demo_run, out)
+    (out / "summary.json").unlink()
+    shutil.rmtree(out / "sparse")
+    (out / "matches.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)  # truncated by a crash
+    # run.json records the absolute image dir, so the copy resumes the same run.
+    run_cli("reconstruct", DEMO, "--out", out)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["num_registered"] == 10
+    assert list(out.glob("matches.h5.corrupt-*"))
