@@ -151,9 +151,9 @@ def test_interrupted_run_recovers(tmp_path, demo_run):
     shutil.copytree(demo_run, out)
     (out / "summary.json").unlink()
     shutil.rmtree(out / "sparse")
-    (out / "matches.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)  # truncated by a crash
+    (out / "features.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)  # truncated by a crash
     # run.json records the absolute image dir, so the copy resumes the same run.
     run_cli("reconstruct", DEMO, "--out", out)
     s = json.loads((out / "summary.json").read_text())
     assert s["num_registered"] == 10
-    assert list(out.glob("matches.h5.corrupt-*"))
+    assert list(out.glob("features.h5.corrupt-*"))
