@@ -309,7 +309,8 @@ class Trainer:
                         if base in vr[0]:
                             ax[1].axhline(float(vr[0][base]), ls="--", lw=0.8, color=ax[1].lines[-1].get_color())
         ax[1].set_xlabel("iteration"); ax[1].set_title("validation (dashed: sift-nn)"); ax[1].grid(alpha=.3)
-        ax[1].legend(fontsize=7)
+        if ax[1].lines:
+            ax[1].legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(self.out / "curves.png", dpi=90)
         plt.close(fig)
@@ -340,9 +341,11 @@ class Trainer:
                 self._csv("val_log.csv", {}, truncate_after=start)
         end = int(max_iters if max_iters is not None else t["max_iters"])
         d = self.p["data"]
-        if not history.get("baseline") and self.val_sources:
-            logger.info("validation baseline (sift-nn) on %s", ", ".join(s.name for s in self.val_sources))
-            history["baseline"] = evaluate(None, self.val_sources, self.p["val"], d, baseline=True)
+        base = history.setdefault("baseline", {})
+        missing = [s for s in self.val_sources if f"{s.name.rsplit('-', 1)[0]}/precision" not in base]
+        if missing:  # sift-nn on the same validation pairs, once per source
+            logger.info("validation baseline (sift-nn) on %s", ", ".join(s.name for s in missing))
+            base.update(evaluate(None, missing, self.p["val"], d, baseline=True))
         self.model.train()
         t_last_ckpt = time.time()
         t0 = time.time() - elapsed

@@ -1,0 +1,73 @@
+"""SfM benchmark: metric on known answers, and the real benchmark on Strecha fountain (shared data)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pycolmap
+import pytest
+from scipy.spatial.transform import Rotation
+
+from gimsfm.bench.sfm import evaluate_model, robust_similarity
+
+
+def _synthetic_gt(n: int = 8) -> pycolmap.Reconstruction:
+    rec = pycolmap.Reconstruction()
+    cam = pycolmap.Camera.create_from_model_name(1, "PINHOLE", 500.0, 640, 480)
+    rec.add_camera_with_trivial_rig(cam)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        R = Rotation.from_euler("xyz", rng.uniform(-20, 20, 3), degrees=True).as_matrix()
+        t = rng.uniform(-1, 1, 3)
+        im = pycolmap.Image(name=f"{i}.png", camera_id=1, image_id=i + 1)
+        rec.add_image_with_trivial_frame(im, pycolmap.Rigid3d(pycolmap.Rotation3d(R), t))
+    return rec
+
+
+def _transformed(rec: pycolmap.Reconstruction, s: float, R: np.ndarray, t: np.ndarray) -> pycolmap.Reconstruction:
+    out = pycolmap.Reconstruction(rec)
+    out.transform(pycolmap.Sim3d(s, pycolmap.Rotation3d(R), t))
+    return out
+
+
+def test_similarity_alignment_recovers_exact_transform():
+    rng = np.random.default_rng(1)
+    src = rng.normal(size=(10, 3))
+    R = Rotation.from_euler("xyz", [10, -30, 70], degrees=True).as_matrix()
+    dst = 2.5 * src @ R.T + [1, 2, 3]
+    dst[0] += 100  # one outlier camera
+    s, R_est, t_est = robust_similarity(src, dst)
+    assert s == pytest.approx(2.5, rel=1e-6) and np.allclose(R_est, R, atol=1e-6)
+
+
+def test_evaluate_model_known_answers():
+    gt = _synthetic_gt()
+    R = Rotation.from_euler("xyz", [5, 40, -10], degrees=True).as_matrix()
+    est = _transformed(gt, 3.0, R, np.array([0.5, -2.0, 1.0]))  # same cameras, another frame
+    r = evaluate_model(est, gt)
+    assert r["num_registered"] == 8 and r["registration_rate"] == 100.0
+    assert r["median_rotation_error_deg"] < 1e-4 and r["median_position_error"] < 1e-6
+    assert r["auc@5"] == pytest.approx(100.0, abs=1e-3)
+    # Removing 2 of 8 images fails 13 of the 28 pairs: AUC can be at most 15/28.
+    est2 = _transformed(gt, 1.0, np.eye(3), np.zeros(3))
+    for image_id in (1, 2):
+        est2.deregister_frame(est2.image(image_id).frame_id)
+    r2 = evaluate_model(est2, gt)
+    assert r2["num_registered"] == 6 and r2["auc@20"] == pytest.approx(100 * 15 / 28, abs=1e-3)
+    assert evaluate_model(None, gt)["auc@20"] == 0.0
+
+
+def test_bench_sfm_strecha(shared_data, tmp_path):
+    scene = shared_data / "sfm" / "strecha_fountain"
+    if not scene.is_dir():
+        pytest.skip("strecha_fountain not in shared data")
+    proc = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "sfm", "--data", str(scene), "--out",
+                           str(tmp_path), "--max-keypoints", "4096"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads((tmp_path / "results.json").read_text())["matchers"]["sift-nn"]["scenes"]["strecha_fountain"]
+    assert r["num_registered"] == 11
+    assert r["median_rotation_error_deg"] < 1.0
+    assert r["auc@10"] > 80
+    assert (tmp_path / "results.md").exists()
