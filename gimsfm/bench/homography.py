@@ -54,14 +54,15 @@ def _summarise(errors: list[float], records: list[dict], t_total: float) -> dict
 
 
 def evaluate_homography_dataset(ds: HomographyDataset, matcher, cache_dir: Path, cfg: HomographyEvalConfig,
-                                overwrite: bool = False, dataset_name: str | None = None) -> dict[str, Any]:
+                                overwrite: bool = False, dataset_name: str | None = None,
+                                cleared: set[Path] | None = None) -> dict[str, Any]:
     name = dataset_name or ds.name
     pairs = select_evenly(ds.pairs, cfg.max_pairs)
-    cpm = CachedPairMatcher(matcher, ds.root, cache_dir, cfg.max_side, overwrite)
+    cpm = CachedPairMatcher(matcher, ds.root, cache_dir, cfg.max_side, overwrite, cleared=cleared)
     pair_names = [(p.name0, p.name1) for p in pairs]
     cpm.prepare(pair_names, desc=name)
     records, errors, t_est = [], [], 0.0
-    for p in tqdm(pairs, desc=f"{name}: homography", leave=False):
+    for p in tqdm(pairs, desc=f"{name}: homography", leave=False, disable=None):
         m = cpm.get(p.name0, p.name1)
         t0 = time.perf_counter()
         est = estimate_homography(m.kpts0, m.kpts1, cfg.thresh_px, cfg.estimator, cfg.confidence, cfg.max_iters,
@@ -78,8 +79,10 @@ def evaluate_homography_dataset(ds: HomographyDataset, matcher, cache_dir: Path,
 
 def run_homography_benchmark(datasets: Sequence[HomographyDataset], matcher_names: Sequence[str], out: Path,
                              cfg: HomographyEvalConfig, overwrite: bool = False, write: bool = True,
-                             device: str = "auto") -> dict[str, Any]:
+                             device: str = "auto", cache: Path | None = None) -> dict[str, Any]:
+    """Run every matcher on every sequence; features / matches cached under `cache` (default OUT/cache)."""
     out = Path(out)
+    cache_root = Path(cache) if cache else out / "cache"
     names = unique_names([Path(d.root) for d in datasets])
     results: dict[str, Any] = {"benchmark": "homography", "config": asdict(cfg), "matchers": {},
                                "datasets": {n: {"path": str(d.root), "pairs_total": len(d.pairs)}
@@ -87,6 +90,7 @@ def run_homography_benchmark(datasets: Sequence[HomographyDataset], matcher_name
     all_errors: dict[str, dict[str, list[float]]] = {}
     per_pair: dict[str, Any] = {}
     t_start = time.perf_counter()
+    cleared: set[Path] = set()  # cache files already recomputed by this run (--overwrite)
     with PeakMemory() as pm_total:
         for mname in matcher_names:
             t0 = time.perf_counter()
@@ -95,8 +99,8 @@ def run_homography_benchmark(datasets: Sequence[HomographyDataset], matcher_name
                 entry: dict[str, Any] = {"datasets": {}}
                 pooled_err, pooled_rec, pooled_t = [], [], 0.0
                 for ds, dname in zip(datasets, names):
-                    res = evaluate_homography_dataset(ds, matcher, cache_dir_for(out / "cache", dname, ds.root), cfg,
-                                                      overwrite, dname)
+                    res = evaluate_homography_dataset(ds, matcher, cache_dir_for(cache_root, dname, ds.root), cfg,
+                                                      overwrite, dname, cleared)
                     entry["datasets"][dname] = res["summary"]
                     all_errors.setdefault(mname, {})[dname] = res["errors"]
                     per_pair.setdefault(mname, {})[dname] = res["pairs"]
@@ -171,7 +175,8 @@ def _write(out: Path, results: dict[str, Any], errors: dict[str, dict[str, list[
 
 
 def run_homography(data: Sequence[Path], matchers: Sequence[str] | None, out: Path, cfg: HomographyEvalConfig,
-                   add_baseline: bool = True, overwrite: bool = False, device: str = "auto") -> dict[str, Any]:
+                   add_baseline: bool = True, overwrite: bool = False, device: str = "auto",
+                   cache: Path | None = None) -> dict[str, Any]:
     names = resolve_matcher_names(matchers, add_baseline)
     datasets = [load_homography_dataset(p) for p in data]
-    return run_homography_benchmark(datasets, names, out, cfg, overwrite, device=device)
+    return run_homography_benchmark(datasets, names, out, cfg, overwrite, device=device, cache=cache)

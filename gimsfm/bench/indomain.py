@@ -37,7 +37,8 @@ def megadepth1500(root: Path, scene_info: Sequence[Path] = ()) -> PoseDataset:
         p = Path(p)
         files += sorted(p.glob("*.npz")) if p.is_dir() else ([p] if p.is_file() else [])
     if not files:
-        raise InputError(f"no LoFTR scene-info .npz files found (looked in {', '.join(map(str, scene_info or [root / 'scene_info']))})")
+        looked = ", ".join(map(str, scene_info or [root / "scene_info"]))
+        raise InputError(f"no LoFTR scene-info .npz files found (looked in {looked})")
     return load_megadepth_scene_info(files, root, "megadepth1500")
 
 
@@ -55,7 +56,8 @@ def scannet1500(root: Path, pairs_file: Path | None = None) -> PoseDataset:
 
 def run_indomain(data: Sequence[Path], megadepth_root: Path | None, megadepth_scene_info: Sequence[Path],
                  scannet_root: Path | None, scannet_pairs: Path | None, matchers: Sequence[str] | None, out: Path,
-                 cfg: PoseEvalConfig, add_baseline: bool = True, overwrite: bool = False) -> dict[str, Any]:
+                 cfg: PoseEvalConfig, add_baseline: bool = True, overwrite: bool = False,
+                 cache: Path | None = None) -> dict[str, Any]:
     datasets = [validation_split(p) for p in data]
     if megadepth_root is not None:
         datasets.append(megadepth1500(megadepth_root, megadepth_scene_info))
@@ -65,4 +67,4 @@ def run_indomain(data: Sequence[Path], megadepth_root: Path | None, megadepth_sc
         raise InputError("nothing to evaluate: give --data DIR, --megadepth1500 ROOT and/or --scannet1500 ROOT")
     names = resolve_matcher_names(matchers, add_baseline)
     return run_pose_benchmark(datasets, names, out, cfg, overwrite, title="In-domain relative pose",
-                              benchmark="indomain")
+                              benchmark="indomain", cache=cache)

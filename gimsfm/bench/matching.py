@@ -73,13 +73,16 @@ class CachedPairMatcher:
     """Matches pairs of images under `root` with `matcher`, caching everything under `cache_dir`."""
 
     def __init__(self, matcher: Matcher, root: Path, cache_dir: Path, max_side: int | None = DEFAULT_MAX_SIDE,
-                 overwrite: bool = False, lru_size: int = 64):
+                 overwrite: bool = False, lru_size: int = 64, cleared: set[Path] | None = None):
         self.matcher, self.root, self.max_side = matcher, Path(root), max_side
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         label, cap = _safe(matcher_label(matcher)), f"max{max_side or 0}"
         if matcher.sparse:
-            fkey = _safe(matcher.feature_key)
+            try:
+                fkey = _safe(matcher.feature_key)
+            except NotImplementedError:  # features private to this matcher and configuration
+                fkey = f"{label}-{conf_hash(matcher)}"
             self.features_path = self.cache_dir / f"features-{fkey}-{cap}.h5"
             self.matches_path = self.cache_dir / f"matches-{label}-{conf_hash(matcher)}-{fkey}-{cap}.h5"
         else:
@@ -87,9 +90,14 @@ class CachedPairMatcher:
             self.matches_path = self.cache_dir / f"dense-{label}-{conf_hash(matcher)}-{cap}.h5"
         self.timings_path = self.matches_path.with_suffix(".timings.json")
         if overwrite:
-            for p in (self.features_path, self.matches_path, self.timings_path):
-                if p is not None and p.exists():
-                    p.unlink()
+            # `cleared` holds what this run already recomputed: features shared by several matchers (one
+            # feature_key) are dropped once, not once per matcher.
+            cleared = set() if cleared is None else cleared
+            feats_times = self.features_path.with_suffix(".timings.json") if self.features_path else None
+            for p in (self.features_path, feats_times, self.matches_path, self.timings_path):
+                if p is not None and p not in cleared:
+                    cleared.add(p)
+                    p.unlink(missing_ok=True)
         self.timings = self._load_timings()
         self._lru: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
         self._lru_size = lru_size
@@ -130,7 +138,7 @@ class CachedPairMatcher:
     def _extract_missing(self, names: list[str], desc: str) -> None:
         done = h5io.list_h5_names(self.features_path)
         todo = [n for n in names if n not in done]
-        for name in tqdm(todo, desc=f"{desc}: extract", leave=False, disable=not todo):
+        for name in tqdm(todo, desc=f"{desc}: extract", leave=False, disable=None if todo else True):
             image, scale, (w, h) = load_capped(self.root / name, self.max_side)
             t0 = time.perf_counter()
             feats = dict(self.matcher.extract(image))
@@ -146,7 +154,7 @@ class CachedPairMatcher:
     def _match_missing_sparse(self, pairs: list[tuple[str, str]], desc: str) -> None:
         done = h5io.list_h5_names(self.matches_path)
         todo = [p for p in pairs if h5io.names_to_pair(*p) not in done and h5io.names_to_pair(*p[::-1]) not in done]
-        for n0, n1 in tqdm(todo, desc=f"{desc}: match", leave=False, disable=not todo):
+        for n0, n1 in tqdm(todo, desc=f"{desc}: match", leave=False, disable=None if todo else True):
             f0, f1 = self._features(n0), self._features(n1)
             t0 = time.perf_counter()
             m0, s0 = self.matcher.match(f0, f1)
@@ -159,7 +167,7 @@ class CachedPairMatcher:
     def _match_missing_dense(self, pairs: list[tuple[str, str]], desc: str) -> None:
         done = h5io.list_h5_names(self.matches_path)
         todo = [p for p in pairs if h5io.names_to_pair(*p) not in done]
-        for n0, n1 in tqdm(todo, desc=f"{desc}: match", leave=False, disable=not todo):
+        for n0, n1 in tqdm(todo, desc=f"{desc}: match", leave=False, disable=None if todo else True):
             im0, s0, _ = load_capped(self.root / n0, self.max_side)
             im1, s1, _ = load_capped(self.root / n1, self.max_side)
             t0 = time.perf_counter()

@@ -40,16 +40,17 @@ class PoseEvalConfig:
 
 
 def evaluate_pose_dataset(ds: PoseDataset, matcher, cache_dir: Path, cfg: PoseEvalConfig,
-                          overwrite: bool = False, dataset_name: str | None = None) -> dict[str, Any]:
+                          overwrite: bool = False, dataset_name: str | None = None,
+                          cleared: set[Path] | None = None) -> dict[str, Any]:
     """Match (cached) and estimate every pair of one data set; returns a summary and per-pair records."""
     name = dataset_name or ds.name
     pairs = select_evenly(ds.pairs, cfg.max_pairs)
-    cpm = CachedPairMatcher(matcher, ds.root, cache_dir, cfg.max_side, overwrite)
+    cpm = CachedPairMatcher(matcher, ds.root, cache_dir, cfg.max_side, overwrite, cleared=cleared)
     pair_names = [(p.name0, p.name1) for p in pairs]
     cpm.prepare(pair_names, desc=name)
     records, errors = [], []
     t_est = 0.0
-    for p in tqdm(pairs, desc=f"{name}: pose", leave=False):
+    for p in tqdm(pairs, desc=f"{name}: pose", leave=False, disable=None):
         m = cpm.get(p.name0, p.name1)
         t0 = time.perf_counter()
         est = estimate_essential(m.kpts0, m.kpts1, p.K0, p.K1, cfg.thresh_px, cfg.estimator, cfg.confidence,
@@ -78,10 +79,15 @@ def evaluate_pose_dataset(ds: PoseDataset, matcher, cache_dir: Path, cfg: PoseEv
 
 def run_pose_benchmark(datasets: Sequence[PoseDataset], matcher_names: Sequence[str], out: Path,
                        cfg: PoseEvalConfig, overwrite: bool = False, title: str = "ZEB relative pose",
-                       benchmark: str = "zeb", write: bool = True, device: str = "auto") -> dict[str, Any]:
-    """Run every matcher on every data set; write results.json / results.md / pose_curves.png under `out`."""
+                       benchmark: str = "zeb", write: bool = True, device: str = "auto",
+                       cache: Path | None = None) -> dict[str, Any]:
+    """Run every matcher on every data set; write results.json / results.md / pose_curves.png under `out`.
+
+    Features and matches are cached under `cache` (default OUT/cache); point several runs at one cache to
+    compare estimators or thresholds without matching again.
+    """
     out = Path(out)
-    cache_root = out / "cache"
+    cache_root = Path(cache) if cache else out / "cache"
     names = unique_names([Path(d.root).parent / d.name for d in datasets])
     results: dict[str, Any] = {"benchmark": benchmark, "config": asdict(cfg), "datasets": {},
                                "matchers": {}}
@@ -90,6 +96,7 @@ def run_pose_benchmark(datasets: Sequence[PoseDataset], matcher_names: Sequence[
     per_pair: dict[str, Any] = {}
     all_errors: dict[str, dict[str, list[float]]] = {}
     t_start = time.perf_counter()
+    cleared: set[Path] = set()  # cache files already recomputed by this run (--overwrite)
     with PeakMemory() as pm_total:
         for mname in matcher_names:
             t0 = time.perf_counter()
@@ -98,7 +105,7 @@ def run_pose_benchmark(datasets: Sequence[PoseDataset], matcher_names: Sequence[
                 entry: dict[str, Any] = {"datasets": {}}
                 for ds, dname in zip(datasets, names):
                     res = evaluate_pose_dataset(ds, matcher, cache_dir_for(cache_root, dname, ds.root), cfg,
-                                                overwrite, dname)
+                                                overwrite, dname, cleared)
                     entry["datasets"][dname] = res["summary"]
                     per_pair.setdefault(mname, {})[dname] = res["pairs"]
                     all_errors.setdefault(mname, {})[dname] = res["errors"]
@@ -166,8 +173,9 @@ def write_pose_report(out: Path, results: dict[str, Any], errors: dict[str, dict
 
 
 def run_zeb(data: Sequence[Path], matchers: Sequence[str] | None, out: Path, cfg: PoseEvalConfig,
-            add_baseline: bool = True, overwrite: bool = False, device: str = "auto") -> dict[str, Any]:
+            add_baseline: bool = True, overwrite: bool = False, device: str = "auto",
+            cache: Path | None = None) -> dict[str, Any]:
     """`gimsfm bench zeb`: ZEB-format folders -> results under `out`."""
     names = resolve_matcher_names(matchers, add_baseline)
     datasets = [load_pose_dataset(p) for p in data]
-    return run_pose_benchmark(datasets, names, out, cfg, overwrite, device=device)
+    return run_pose_benchmark(datasets, names, out, cfg, overwrite, device=device, cache=cache)

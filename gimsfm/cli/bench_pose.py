@@ -25,7 +25,8 @@ def _max_side(value: int) -> int | None:
 
 @bench_app.command("zeb")
 def zeb_cmd(
-    data: Optional[List[Path]] = typer.Option(None, "--data", help="ZEB-format folder (pairs.txt + images); repeatable"),
+    data: Optional[List[Path]] = typer.Option(None, "--data",
+                                              help="ZEB-format folder (pairs.txt + images); repeatable"),
     suite: Optional[str] = typer.Option(None, "--suite", help="named suite: zeb-lite-real, zeb-lite-synth, zeb-lite"),
     matcher: Optional[List[str]] = typer.Option(None, "--matcher", help=MATCHER_HELP),
     out: Path = typer.Option(..., "--out", help="output folder (results.json, results.md, pose_curves.png, cache/)"),
@@ -34,9 +35,12 @@ def zeb_cmd(
     confidence: float = typer.Option(0.99999, "--confidence"),
     max_iters: int = typer.Option(1000, "--max-iters", help="RANSAC iterations (ZEB: OpenCV default 1000)"),
     seed: int = typer.Option(0, "--seed"),
-    max_side: int = typer.Option(1600, "--max-side", help="cap on the long side of images given to the matcher; 0 = none"),
+    max_side: int = typer.Option(1600, "--max-side",
+                                 help="cap on the long side of images given to the matcher; 0 = none"),
     max_pairs: int = typer.Option(0, "--max-pairs", help="evaluate at most this many pairs per data set (0 = all)"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="feature/match cache folder (default OUT/cache); "
+                                         "share it between runs that differ only in estimation settings"),
     overwrite: bool = typer.Option(False, "--overwrite", help="recompute features and matches (drop the cache)"),
 ) -> None:
     """ZEB relative-pose protocol: AUC@5/10/20 of max(R, t) angular error, mean over data sets, mean rank."""
@@ -46,7 +50,7 @@ def zeb_cmd(
     paths = resolve_data(data, suite, "pose", default_suite=None)
     cfg = PoseEvalConfig(threshold, _check_estimator(estimator), confidence, max_iters, seed, _max_side(max_side),
                          max_pairs or None)
-    run_zeb(paths, matcher, out, cfg, add_baseline=not no_baseline, overwrite=overwrite)
+    run_zeb(paths, matcher, out, cfg, add_baseline=not no_baseline, overwrite=overwrite, cache=cache)
 
 
 @bench_app.command("homography")
@@ -61,9 +65,12 @@ def homography_cmd(
     confidence: float = typer.Option(0.99999, "--confidence"),
     max_iters: int = typer.Option(10000, "--max-iters"),
     seed: int = typer.Option(0, "--seed"),
-    max_side: int = typer.Option(1600, "--max-side", help="cap on the long side of images given to the matcher; 0 = none"),
+    max_side: int = typer.Option(1600, "--max-side",
+                                 help="cap on the long side of images given to the matcher; 0 = none"),
     max_pairs: int = typer.Option(0, "--max-pairs", help="at most this many pairs per sequence (0 = all)"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="feature/match cache folder (default OUT/cache); "
+                                         "share it between runs that differ only in estimation settings"),
     overwrite: bool = typer.Option(False, "--overwrite", help="recompute features and matches (drop the cache)"),
 ) -> None:
     """Homography estimation: corner-error AUC@3/5/10 px and mean corner error, per sequence and mean."""
@@ -73,7 +80,7 @@ def homography_cmd(
     paths = resolve_data(data, suite, "homography", default_suite="homography-lite")
     cfg = HomographyEvalConfig(threshold, _check_estimator(estimator), confidence, max_iters, seed,
                                _max_side(max_side), max_pairs or None)
-    run_homography(paths, matcher, out, cfg, add_baseline=not no_baseline, overwrite=overwrite)
+    run_homography(paths, matcher, out, cfg, add_baseline=not no_baseline, overwrite=overwrite, cache=cache)
 
 
 @bench_app.command("indomain")
@@ -97,6 +104,8 @@ def indomain_cmd(
     max_side: int = typer.Option(1600, "--max-side", help="0 = none"),
     max_pairs: int = typer.Option(0, "--max-pairs", help="at most this many pairs per data set (0 = all)"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="feature/match cache folder (default OUT/cache); "
+                                         "share it between runs that differ only in estimation settings"),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """ZEB-style pose AUC on in-domain data: a validation split, MegaDepth-1500, ScanNet-1500."""
@@ -106,7 +115,7 @@ def indomain_cmd(
     cfg = PoseEvalConfig(threshold, _check_estimator(estimator), 0.99999, max_iters, seed, _max_side(max_side),
                          max_pairs or None)
     run_indomain(data or [], megadepth1500, megadepth_scene_info or [], scannet1500, scannet_pairs, matcher, out,
-                 cfg, add_baseline=not no_baseline, overwrite=overwrite)
+                 cfg, add_baseline=not no_baseline, overwrite=overwrite, cache=cache)
 
 
 @bench_app.command("gate")
@@ -120,10 +129,12 @@ def gate_cmd(
     matcher: Optional[List[str]] = typer.Option(None, "--matcher", help="gate only these matchers "
                                                 "(default: every registered, available matcher)"),
     out: Optional[Path] = typer.Option(None, "--out", help="keep the run's outputs here (default: a temp folder)"),
+    baselined_only: bool = typer.Option(False, "--baselined-only", help="skip available matchers without a "
+                                        "baseline entry instead of running and reporting them (fast CI)"),
 ) -> None:
     """Regression gate: CI-sized pose + homography selection vs a stored baseline; exit 1 on a drop."""
     from ..bench.gate import DEFAULT_BASELINE, run_gate
 
-    passed = run_gate(baseline or DEFAULT_BASELINE, matcher, out, tolerance, dataset_tolerance, update)
+    passed = run_gate(baseline or DEFAULT_BASELINE, matcher, out, tolerance, dataset_tolerance, update, baselined_only)
     if not passed:
         raise typer.Exit(1)

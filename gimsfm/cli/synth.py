@@ -55,7 +55,7 @@ def video_cmd(
     trajectory: Optional[str] = typer.Option(None, "--trajectory", help="walk, drive, drone, oblique, orbit, pan (default: domain mix)"),
     fov: Optional[float] = typer.Option(None, "--fov", help="horizontal field of view in degrees (default: random in the domain's range)"),
     distortion: Optional[bool] = typer.Option(None, "--distortion/--no-distortion", help="radial lens distortion (default: random)"),
-    motion_blur: int = typer.Option(3, "--motion-blur", help="sub-frames averaged per frame (1 = off)"),
+    motion_blur: int = typer.Option(0, "--motion-blur", help="sub-frames averaged per frame (1 = off, 0 = auto: 3 for night and ~25 % of clips)"),
     crf: int = typer.Option(23, "--crf", help="H.264 constant rate factor"),
     depth_every: int = typer.Option(10, "--depth-every", help="store GT depth / masks every N frames (poses: every frame)"),
     preset: Optional[str] = typer.Option(None, "--preset", help="named preset: video-corpus (many videos under OUT/)"),
@@ -91,3 +91,21 @@ def scene_cmd(
     d = generate_scene(domain, out, seed=seed, n_images=images, n_queries=queries, width=width, height=height,
                        overwrite=overwrite)
     typer.echo(str(d))
+
+
+@synth_app.command("bench")
+def bench_cmd(
+    frames: int = typer.Option(90, "--frames", help="frames per domain"),
+    domain: List[str] = typer.Option(["all"], "--domain", "-d", help=_DOMAIN_HELP),
+    width: int = typer.Option(640, "--width"),
+    height: int = typer.Option(480, "--height"),
+    motion_blur: int = typer.Option(1, "--motion-blur"),
+) -> None:
+    """Speed benchmark (not a test): render-only and render+effects+H.264 frames per second."""
+    import json
+
+    from ..synth.pairs import check_domains
+    from ..synth.video import benchmark_fps
+
+    res = benchmark_fps(check_domains(domain), frames, width, height, motion_blur)
+    typer.echo(json.dumps(res, indent=1))

@@ -12,14 +12,18 @@ SIFT geometry enters the positional encoding as (x, y) normalised to [-1, 1], lo
 """
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import torch
 import torch.nn as nn
-from kornia.feature.lightglue import LightGlue, filter_matches, normalize_keypoints, sigmoid_log_double_softmax
+import torch.nn.functional as F
+from kornia.feature.lightglue import CrossBlock, LightGlue, filter_matches, normalize_keypoints, sigmoid_log_double_softmax
 
 from ..train.losses import assignment_nll, confidence_bce
 from . import register_model
+
+_KorniaCrossForward = CrossBlock.forward
 
 
 def _batch_inputs(batch: dict[str, torch.Tensor], side: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,6 +34,25 @@ def _batch_inputs(batch: dict[str, torch.Tensor], side: str) -> tuple[torch.Tens
     kn = normalize_keypoints(kp, size)
     logs = torch.log(batch[f"scales{side}"].float().clamp(min=1e-2))
     return kp, torch.cat([kn, logs[..., None], batch[f"oris{side}"].float()[..., None]], -1)
+
+
+def _fused_cross_forward(self, x0: torch.Tensor, x1: torch.Tensor, mask: torch.Tensor | None = None):
+    """kornia CrossBlock.forward with PyTorch's fused attention kernel on every device.
+
+    kornia computes the bidirectional cross-attention with einsum + two softmaxes over the full (B, H, M, N)
+    matrix on CPU; both directions are plain scaled dot-product attention with the shared query/key
+    projection (scale (d ** -0.5) applied once, exactly as kornia's sqrt-scale on both sides), so two fused
+    calls give the same result (to float rounding) about 3x faster, forward and backward.
+    """
+    if mask is not None:
+        return _KorniaCrossForward(self, x0, x1, mask)
+    qk0, qk1 = self.to_qk(x0), self.to_qk(x1)
+    v0, v1 = self.to_v(x0), self.to_v(x1)
+    qk0, qk1, v0, v1 = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (qk0, qk1, v0, v1))
+    m0 = F.scaled_dot_product_attention(qk0, qk1, v1)
+    m1 = F.scaled_dot_product_attention(qk1, qk0, v0)
+    m0, m1 = (self.to_out(t.transpose(1, 2).flatten(start_dim=-2)) for t in (m0, m1))
+    return x0 + self.ffn(torch.cat([x0, m0], -1)), x1 + self.ffn(torch.cat([x1, m1], -1))
 
 
 def _masked_layer(layer, d0, d1, e0, e1, mask0, mask1):
@@ -90,6 +113,9 @@ class LightGlueModel(nn.Module):
             depth_confidence=c["depth_confidence"], width_confidence=c["width_confidence"],
             filter_threshold=c["filter_threshold"],
         )
+        if c.get("fused_cross_attention", True):
+            for layer in self.net.transformers:
+                layer.cross_attn.forward = types.MethodType(_fused_cross_forward, layer.cross_attn)
         self.net.train()
 
     # ------------------------------------------------------------------ training

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pycolmap
-from tqdm import tqdm
+from ..utils.progress import tqdm
 
 from .. import logger
 from ..errors import InputError
@@ -82,7 +82,7 @@ def verify(database_path: Path, pairs_path: Path, max_error: float = 4.0, min_in
     """pycolmap geometric verification (E/F/H with RANSAC) of the imported matches; returns verified pairs."""
     options = pycolmap.TwoViewGeometryOptions()
     options.ransac.max_error = max_error
-    options.ransac.max_num_trials = 20000
+    options.ransac.max_num_trials = 10000
     options.ransac.min_inlier_ratio = 0.1
     options.ransac.random_seed = 0
     options.min_num_inliers = min_inliers

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pycolmap
-from tqdm import tqdm
+from ..utils.progress import tqdm
 
 from .. import logger
 from ..errors import InputError, ReconstructionError

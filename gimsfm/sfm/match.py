@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-from tqdm import tqdm
+from ..utils.progress import tqdm
 
 from .. import logger
 from ..errors import InputError

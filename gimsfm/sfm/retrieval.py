@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
+from ..utils.progress import tqdm
 
 from .. import logger
 from ..errors import InputError

@@ -254,3 +254,18 @@ def distortion_maps(K: np.ndarray, dist: np.ndarray, width: int, height: int, ma
     map_x = (x + pad_x).reshape(height, width).astype(np.float32)
     map_y = (y + pad_y).reshape(height, width).astype(np.float32)
     return map_x, map_y, Kc, size
+
+
+def distortion_roundtrip_error(map_x, map_y, K, K_canvas, dist, step: int = 16) -> float:
+    """Max pixel error of distort(undistort(p)) over a grid of image pixels (0 when the maps are valid)."""
+    import cv2
+
+    h, w = map_x.shape
+    v, u = np.mgrid[0:h:step, 0:w:step]
+    v = np.concatenate([v.ravel(), [h - 1, h - 1, 0]])
+    u = np.concatenate([u.ravel(), [0, w - 1, w - 1]])
+    x = (map_x[v, u] - K_canvas[0, 2]) / K[0, 0]
+    y = (map_y[v, u] - K_canvas[1, 2]) / K[1, 1]
+    X = np.stack([x, y, np.ones_like(x)], -1).astype(np.float64)
+    back, _ = cv2.projectPoints(X, np.zeros(3), np.zeros(3), K, np.asarray(dist, np.float64))
+    return float(np.abs(back.reshape(-1, 2) - np.stack([u, v], -1)).max())

@@ -242,7 +242,7 @@ def generate_pairs(domains: Sequence[str], n_pairs: int, seed: int, out_dir: Pat
     out_dir = Path(out_dir)
     if (out_dir / "pairs.txt").exists() and not overwrite:
         raise OutputExistsError(f"{out_dir}/pairs.txt exists (use --overwrite)")
-    if overwrite and out_dir.exists():
+    if out_dir.exists():  # overwrite, or leftovers of an interrupted run (no pairs.txt): start clean
         import shutil
 
         for sub in ("images", "depth", "dynamic", "val"):

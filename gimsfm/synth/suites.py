@@ -14,7 +14,7 @@ from .. import logger
 from ..errors import InputError
 from .world import DOMAINS
 
-SUITE_VERSION = 1
+SUITE_VERSION = 2
 
 ZEB_LITE_SYNTH = {
     "name": "zeb-lite-synth",

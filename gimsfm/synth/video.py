@@ -30,7 +30,7 @@ import numpy as np
 from .. import logger
 from ..errors import InputError, OutputExistsError
 from . import camera as cam
-from .effects import PhotometricDrift, rain, sensor_noise, vignette
+from .effects import NoiseBank, PhotometricDrift, rain, vignette
 from .render import get_renderer
 from .world import DOMAINS, build_world
 
@@ -72,7 +72,7 @@ def read_gt(path: Path) -> dict:
 
 def generate_video(domain: str, seconds: float, fps: float, seed: int, out_dir: Path, *, width: int = 640,
                    height: int = 480, trajectory: str | None = None, fov: float | None = None,
-                   distortion: bool | None = None, motion_blur: int = 3, crf: int = 23, depth_every: int = 10,
+                   distortion: bool | None = None, motion_blur: int = 0, crf: int = 23, depth_every: int = 10,
                    overwrite: bool = False, progress: bool = True, timings: dict | None = None) -> Path:
     """Render and encode one video with separate ground truth; returns out_dir."""
     import h5py
@@ -83,8 +83,8 @@ def generate_video(domain: str, seconds: float, fps: float, seed: int, out_dir: 
         raise InputError("--seconds and --fps must be positive")
     if width < 32 or height < 32 or width % 2 or height % 2:
         raise InputError("width and height must be even and at least 32 (H.264 yuv420p)")
-    if depth_every < 1 or motion_blur < 1:
-        raise InputError("--depth-every and --motion-blur must be >= 1")
+    if depth_every < 1 or motion_blur < 0:
+        raise InputError("--depth-every must be >= 1 and --motion-blur >= 0 (0 = auto)")
     if fov is not None and not 10 <= fov <= 150:
         raise InputError("--fov must be within 10..150 degrees")
     out_dir = Path(out_dir)
@@ -97,23 +97,35 @@ def generate_video(domain: str, seconds: float, fps: float, seed: int, out_dir: 
     if trajectory is not None and trajectory not in kinds:
         raise InputError(f"trajectory {trajectory!r} not available for {domain}; choose from {', '.join(sorted(kinds))}")
     traj = world.trajectory(rng, trajectory)
-    hfov = float(fov) if fov is not None else float(rng.uniform(*world.fov_range))
+    if fov is not None:
+        hfov = float(fov)
+    elif rng.random() < 0.15:  # action-camera / phone ultra-wide footage
+        hfov = float(rng.uniform(100, 120))
+    else:
+        hfov = float(rng.uniform(*world.fov_range))
     K = cam.intrinsics(width, height, hfov)
     dist = np.zeros(5)
     if distortion is None:
         distortion = bool(rng.random() < 0.3)
     if distortion:
         k1 = -rng.uniform(0.05, 0.12) * (1 + hfov / 90)
-        dist = np.array([k1, 0.3 * k1 * k1, 0, 0, 0])
-        map_x, map_y, K_render, (rw, rh) = cam.distortion_maps(K, dist, width, height)
+        for _ in range(8):  # strong barrel distortion at wide FOV is not invertible: weaken until it is
+            dist = np.array([k1, 0.3 * k1 * k1, 0, 0, 0])
+            map_x, map_y, K_render, (rw, rh) = cam.distortion_maps(K, dist, width, height)
+            if rw <= 2 * width and rh <= 2 * height and cam.distortion_roundtrip_error(map_x, map_y, K, K_render, dist) < 0.01:
+                break
+            k1 *= 0.6
     else:
         K_render, rw, rh = K, width, height
+    if motion_blur == 0:  # auto: long exposures (night, some handheld daylight clips) get blurred
+        motion_blur = 3 if (domain == "night" or rng.random() < 0.25) else 1
     n_sub = motion_blur if motion_blur % 2 == 1 else motion_blur + 1
     shutter = float(rng.uniform(0.3, 0.8)) / fps
     drift = PhotometricDrift(rng)
     vig = float(rng.uniform(0.0, 0.3))
     noise = world.post.get("noise", 0.01) * rng.uniform(0.7, 1.3)
     with_rain = bool(world.post.get("rain", False))
+    noise_bank = NoiseBank(rng, height, width)
     n = int(round(seconds * fps))
     r = get_renderer()
     writer = H264Writer(out_dir / "video.mp4", width, height, fps, crf)
@@ -150,7 +162,7 @@ def generate_video(domain: str, seconds: float, fps: float, seed: int, out_dir: 
         rgb = vignette(rgb, vig)
         if with_rain:
             rgb = rain(rgb, rng)
-        rgb = sensor_noise(rgb, noise, rng, shot=True)
+        rgb = noise_bank.apply(rgb, noise)
         t2 = time.perf_counter()
         writer.write(rgb)
         t3 = time.perf_counter()
@@ -188,3 +200,36 @@ def generate_video(domain: str, seconds: float, fps: float, seed: int, out_dir: 
     if progress:
         logger.info("synth video: %s, %d frames in %.1f s (%.1f fps) -> %s", domain, n, tm["total"], n / tm["total"], out_dir)
     return out_dir
+
+
+def benchmark_fps(domains=DOMAINS, frames: int = 90, width: int = 640, height: int = 480, motion_blur: int = 1,
+                  seed: int = 0) -> dict:
+    """Frames per second for render alone (incl. read-back) and for the full video path (render + effects +
+    H.264 encode + GT), averaged over domains. Not a test: numbers depend on the machine's load."""
+    import tempfile
+
+    r = get_renderer()
+    res = {"width": width, "height": height, "motion_blur": motion_blur, "frames_per_domain": frames, "per_domain": {}}
+    tot_r = tot_v = 0.0
+    for d in domains:
+        world = build_world(d, seed)
+        traj = world.trajectory(np.random.default_rng(seed))
+        K = cam.intrinsics(width, height, 70)
+        r.render(world, traj.pose(0.0), K, width, height)
+        t0 = time.perf_counter()
+        for i in range(frames):
+            r.render(world, traj.pose(i / 30), K, width, height, t=i / 30)
+        t_render = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory() as tmp:
+            tm: dict = {}
+            generate_video(d, frames / 30, 30, seed, Path(tmp), width=width, height=height, motion_blur=motion_blur,
+                           distortion=False, progress=False, timings=tm)
+        res["per_domain"][d] = {"render_fps": frames / t_render, "video_fps": frames / tm["total"],
+                                **{f"{k}_ms": 1000 * tm[k] / frames for k in ("render", "effects", "encode", "gt")}}
+        tot_r += t_render
+        tot_v += tm["total"]
+    n = frames * len(domains)
+    res["render_fps"] = n / tot_r
+    res["video_fps"] = n / tot_v
+    res["hours_for_one_hour_30fps"] = 30.0 / res["video_fps"]
+    return res

@@ -173,11 +173,11 @@ def _indoor(rng, cat: TextureCatalog, seed: int) -> World:
     wall_layers["z"] = cat.pick(rng, "tile" if office else "wood")
     wall_layers["Z"] = cat.pick(rng, "plaster", "tile")
     for f, layer in wall_layers.items():
-        scale = 0.4 if cat.names[layer].startswith("proc") else 0.25
-        if f in "zZ":
-            scale = 0.5
+        photo = not cat.names[layer].startswith("proc")
+        scale = 0.5 if f in "zZ" else 0.4
+        # photos span their wall once (repeated photos make SIFT lock onto false, repetitive matches)
         m.add_box([0, 0, H / 2], [W, D, H], layers=layer, faces=f, inward=True, uv_scale=scale,
-                  tint=rng.uniform(0.75, 1.05, 3))
+                  tint=rng.uniform(0.75, 1.05, 3), stretch_sides=photo and f not in "zZ")
     # posters, paintings, whiteboards on the walls
     for _ in range(int(rng.integers(4, 10))):
         f = "xXyY"[int(rng.integers(4))]
@@ -371,7 +371,7 @@ def _street_like(rng, cat, seed, domain: str) -> World:
         fog_col = np.full(3, rng.uniform(0.6, 0.8)) * rng.uniform(0.95, 1.05, 3)
         env = Environment(sun_dir=sun_dir, sun_col=np.full(3, rng.uniform(0.1, 0.25)), ambient=np.full(3, rng.uniform(0.6, 0.8)),
                           sky_top=fog_col, sky_horizon=fog_col, ground_col=fog_col * 0.8, fog_col=fog_col,
-                          fog_density=rng.uniform(0.015, 0.05), clouds=0.0, seed=seed, sun_var=0.1)
+                          fog_density=rng.uniform(0.01, 0.035), clouds=0.0, seed=seed, sun_var=0.1)
         post = {"noise": 0.012, "rain": bool(rng.random() < 0.6)}
     else:
         env = Environment(sun_dir=sun_dir, sun_col=rng.uniform(0.6, 0.85) * np.array([1.0, 0.97, 0.9]),
@@ -413,7 +413,7 @@ def _terrain_like(rng, cat, seed, domain: str) -> World:
     cell_slope = slope[:-1, :-1]
     m = MeshBuilder()
     if under:
-        l_flat, l_steep = [cat.pick(rng, "sand") for _ in range(2)], [cat.pick(rng, "rock", "gravel")]
+        l_flat, l_steep = [cat.pick(rng, "sand"), cat.pick(rng, "gravel", "rock")], [cat.pick(rng, "rock", "gravel")]
     else:
         l_flat, l_steep = [cat.pick(rng, "grass"), cat.pick(rng, "grass", "gravel")], [cat.pick(rng, "rock"), cat.pick(rng, "gravel", "rock")]
     sel = (fbm(rng, size=n - 1, octaves=3, base=2) > 0.5).astype(int)  # smooth patches, not a chequerboard
@@ -462,13 +462,13 @@ def _terrain_like(rng, cat, seed, domain: str) -> World:
     if under:
         water = np.array([0.05, rng.uniform(0.25, 0.4), rng.uniform(0.35, 0.5)])
         env = Environment(sun_dir=sun_dir, sun_col=np.array([0.35, 0.6, 0.65]) * rng.uniform(0.6, 1.0), ambient=np.array([0.3, 0.55, 0.6]),
-                          sky_top=water * 1.4, sky_horizon=water, ground_col=water * 0.6, fog_col=water, fog_density=rng.uniform(0.025, 0.06),
+                          sky_top=water * 1.4, sky_horizon=water, ground_col=water * 0.6, fog_col=water, fog_density=rng.uniform(0.015, 0.04),
                           water_absorb=np.array([0.08, 0.02, 0.015]), clouds=0.0, sun_var=0.25, seed=seed)
         post = {"noise": 0.02}
     elif domain == "fog":
         fog_col = np.full(3, rng.uniform(0.6, 0.8))
         env = Environment(sun_dir=sun_dir, sun_col=np.full(3, 0.15), ambient=np.full(3, rng.uniform(0.6, 0.8)), sky_top=fog_col,
-                          sky_horizon=fog_col, ground_col=fog_col, fog_col=fog_col, fog_density=rng.uniform(0.02, 0.06), clouds=0.0, seed=seed)
+                          sky_horizon=fog_col, ground_col=fog_col, fog_col=fog_col, fog_density=rng.uniform(0.01, 0.035), clouds=0.0, seed=seed)
         post = {"noise": 0.012, "rain": bool(rng.random() < 0.6)}
     else:
         env = Environment(sun_dir=sun_dir, sun_col=rng.uniform(0.6, 0.85) * np.array([1.0, 0.96, 0.88]), ambient=rng.uniform(0.35, 0.5) * np.array([0.9, 0.97, 1.08]),
@@ -548,7 +548,8 @@ def _object(rng, cat, seed) -> World:
     floor = cat.pick(rng, "wood", "tile") if indoor else cat.pick(rng, "grass", "gravel", "sand", "tile")
     m.add_quad([-20, -20, 0], [20, -20, 0], [20, 20, 0], [-20, 20, 0], floor, uv_scale=0.5)
     if indoor:
-        m.add_box([0, 0, 5], [40, 40, 10], layers=cat.pick(rng, "plaster", "photo", "building"), faces="xXyYZ", inward=True, uv_scale=0.1)
+        m.add_box([0, 0, 5], [40, 40, 10], layers=cat.pick(rng, "plaster", "photo", "building"), faces="xXyYZ", inward=True, uv_scale=0.1,
+                  stretch_sides=True)
     # pedestal + composite centre-piece
     ped_h = rng.uniform(0.0, 0.8)
     if ped_h > 0.2:

@@ -354,6 +354,17 @@ class Trainer:
         it = start
         last = {}
         max_time = t.get("max_time_s")
+        # SIGTERM (kill PID): finish the current iteration, write the checkpoint, exit cleanly.
+        stop = {"flag": False}
+        import signal
+
+        def _on_term(signum, frame):
+            stop["flag"] = True
+
+        try:
+            prev = signal.signal(signal.SIGTERM, _on_term)
+        except ValueError:  # not the main thread
+            prev = None
         while it < end:
             for g in self.opt.param_groups:
                 g["lr"] = lr_at(it, self.p["optim"])
@@ -389,15 +400,17 @@ class Trainer:
                 self._csv("val_log.csv", row)
                 logger.info("val @%d: %s", it, " ".join(f"{k}={v:.3f}" for k, v in res.items()
                                                        if isinstance(v, float)))
-            timeout = max_time is not None and time.time() - t0 >= float(max_time)
+            timeout = (max_time is not None and time.time() - t0 >= float(max_time)) or stop["flag"]
             if do_val or time.time() - t_last_ckpt >= float(t["ckpt_every_s"]) or it == end or timeout:
                 self.save(it, time.time() - t0, history)
                 self.plot()
                 t_last_ckpt = time.time()
             if timeout:
-                logger.info("max_time_s reached at iteration %d", it)
+                logger.info("%s at iteration %d: checkpoint written", "SIGTERM" if stop["flag"] else "max_time_s", it)
                 break
         bar.close()
+        if prev is not None:
+            signal.signal(signal.SIGTERM, prev)
         summary = {"iteration": it, "elapsed_s": time.time() - t0, "last": last,
                    "val": history["val"][-1] if history["val"] else None, "checkpoint": str(self.ckpt_path)}
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))

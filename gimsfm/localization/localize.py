@@ -1,0 +1,274 @@
+"""Pose query images against a map made by `gimsfm reconstruct` (hloc-style, on pycolmap).
+
+For each query: VLAD retrieval of the K most similar map images, matching query-to-map with the map's
+matcher, 2D-3D correspondences through the map's tracks, covisibility clustering of the retrieved images,
+and pycolmap `estimate_and_refine_absolute_pose` per cluster (the cluster with most inliers wins).
+Queries that cannot be posed are reported as failures, never given a pose.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pycolmap
+from ..utils.progress import tqdm
+
+from .. import logger
+from ..errors import InputError
+from ..matchers import get_matcher
+from ..sfm.extract import extract_features
+from ..sfm.match import FeatureCache
+from ..sfm.retrieval import extract_global, load_global, top_k
+from ..utils.h5io import read_features
+from ..utils.io import exif_focal_px, list_images, read_image
+
+
+@dataclass
+class QueryResult:
+    name: str
+    success: bool
+    cam_from_world: pycolmap.Rigid3d | None = None
+    num_inliers: int = 0
+    num_correspondences: int = 0
+    retrieved: list[str] = field(default_factory=list)
+    camera: str = ""
+    reason: str = ""
+    inlier_matches: dict[str, Any] = field(default_factory=dict)  # best db image -> (kq, kdb) inlier pixels
+
+
+def load_map(map_dir: Path) -> tuple[pycolmap.Reconstruction, dict[str, Any]]:
+    """The model and run settings of a `gimsfm reconstruct` output folder."""
+    map_dir = Path(map_dir)
+    sparse = map_dir / "sparse"
+    if not (sparse / "images.bin").exists() and not (sparse / "images.txt").exists():
+        raise InputError(f"{map_dir} is not a gimsfm map (no sparse/ model); build one with `gimsfm reconstruct`")
+    if not (map_dir / "features.h5").exists():
+        raise InputError(f"{map_dir} has no features.h5; rebuild the map with `gimsfm reconstruct`")
+    try:
+        rec = pycolmap.Reconstruction(str(sparse))
+    except Exception as exc:  # pycolmap raises plain RuntimeError/ValueError on corrupt models
+        raise InputError(f"cannot read the model in {sparse}: {str(exc).splitlines()[0][:100]}") from None
+    run = json.loads((map_dir / "run.json").read_text()) if (map_dir / "run.json").exists() else {}
+    return rec, run
+
+
+def read_intrinsics(path: Path) -> dict[str, pycolmap.Camera]:
+    """hloc's query list with intrinsics: `name MODEL WIDTH HEIGHT PARAMS...` (COLMAP conventions)."""
+    cams = {}
+    for i, line in enumerate(Path(path).read_text().splitlines()):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        try:
+            name, model, w, h = parts[0], parts[1], int(parts[2]), int(parts[3])
+            params = [float(p) for p in parts[4:]]
+            cam = pycolmap.Camera.create_from_model_name(0, model, 1.0, w, h)
+            cam.params = params
+            if not cam.verify_params():
+                raise ValueError("wrong number of parameters")
+        except (ValueError, IndexError, TypeError) as exc:
+            raise InputError(f"{path}:{i + 1}: expected 'name MODEL W H params...' ({exc})") from None
+        cams[name] = cam
+    return cams
+
+
+def resolve_queries(queries: Path) -> tuple[Path, list[str]]:
+    """A folder of images, or a text file listing image paths (relative to the file) or hloc intrinsics."""
+    queries = Path(queries)
+    if queries.is_dir():
+        names = list_images(queries)
+        if not names:
+            raise InputError(f"no query images in {queries}")
+        return queries, names
+    if queries.is_file():
+        root = queries.parent
+        names = [ln.split()[0] for ln in queries.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        missing = [n for n in names if not (root / n).is_file()]
+        if missing:
+            logger.warning("%d listed queries not found (e.g. %s)", len(missing), missing[0])
+        names = [n for n in names if n not in missing]
+        if not names:
+            raise InputError(f"no existing query images listed in {queries}")
+        return root, names
+    raise InputError(f"queries not found: {queries}")
+
+
+def query_camera(name: str, image_dir: Path, intrinsics: dict[str, pycolmap.Camera],
+                 size: tuple[int, int]) -> tuple[pycolmap.Camera, bool, str]:
+    """(camera, focal_known, source): from the intrinsics file, EXIF, or a guess to be estimated."""
+    if name in intrinsics:
+        return intrinsics[name], True, "file"
+    w, h = size
+    focal = exif_focal_px(image_dir / name, w, h)
+    cam = pycolmap.Camera.create_from_model_name(0, "SIMPLE_PINHOLE", focal or 1.2 * max(w, h), w, h)
+    return cam, focal is not None, "exif" if focal else "estimated"
+
+
+def covisibility_clusters(rec: pycolmap.Reconstruction, image_ids: list[int]) -> list[list[int]]:
+    """Group retrieved map images that share 3D points (connected components), best-ranked first."""
+    points = {i: {p.point3D_id for p in rec.image(i).points2D if p.has_point3D()} for i in image_ids}
+    clusters: list[list[int]] = []
+    unassigned = list(image_ids)
+    while unassigned:
+        stack, comp = [unassigned.pop(0)], []
+        while stack:
+            i = stack.pop()
+            comp.append(i)
+            linked = [j for j in unassigned if points[i] & points[j]]
+            for j in linked:
+                unassigned.remove(j)
+            stack += linked
+        clusters.append(sorted(comp, key=image_ids.index))
+    return clusters
+
+
+def _pose_from_cluster(cluster: list[int], rec: pycolmap.Reconstruction, qfeat: dict, db_feats: FeatureCache,
+                       matcher, camera: pycolmap.Camera, focal_known: bool, max_error: float):
+    p2d, p3d, origin = [], [], []
+    for image_id in cluster:
+        image = rec.image(image_id)
+        m0, _ = matcher.match(qfeat, db_feats[image.name])
+        for qi in np.where(m0 > -1)[0]:
+            pt = image.point2D(int(m0[qi]))
+            if pt.has_point3D():
+                p2d.append(qfeat["keypoints"][qi] + 0.5)  # COLMAP pixel centres
+                p3d.append(rec.point3D(pt.point3D_id).xyz)
+                origin.append((image.name, qi, int(m0[qi])))
+    if len(p2d) < 6:
+        return None, len(p2d), origin
+    est = pycolmap.AbsolutePoseEstimationOptions()
+    est.ransac.max_error = max_error
+    est.ransac.random_seed = 0
+    est.estimate_focal_length = not focal_known
+    ref = pycolmap.AbsolutePoseRefinementOptions()
+    ref.refine_focal_length = not focal_known
+    cam = pycolmap.Camera(camera.todict())
+    ret = pycolmap.estimate_and_refine_absolute_pose(np.array(p2d, np.float64), np.array(p3d, np.float64), cam,
+                                                     est, ref)
+    if ret is not None:
+        ret["camera"] = cam
+    return ret, len(p2d), origin
+
+
+def localize(map_dir: Path, queries: Path, out_poses: Path, matcher_name: str | None = None,
+             intrinsics_path: Path | None = None, num_db: int = 10, min_inliers: int = 12,
+             max_error: float = 12.0, device: str = "auto") -> tuple[Path, list[QueryResult]]:
+    """Localize every query; writes hloc poses (`name qw qx qy qz tx ty tz`) and a JSON log beside them."""
+    rec, run = load_map(map_dir)
+    map_dir = Path(map_dir)
+    config = run.get("config", {})
+    matcher_name = matcher_name or config.get("matcher", "sift-nn")
+    conf = {"features": {"max_keypoints": config.get("max_keypoints", 8192),
+                         "resize_max": config.get("resize_max", 1600)}}
+    matcher = get_matcher(matcher_name, conf, device=device)
+    image_dir, names = resolve_queries(queries)
+    intrinsics = read_intrinsics(intrinsics_path) if intrinsics_path else {}
+    out_poses = Path(out_poses)
+    work = out_poses.with_name(out_poses.stem + "_work")
+    work.mkdir(parents=True, exist_ok=True)
+    map_features = map_dir / "features.h5"
+    # Query features with the map's matcher; map features are re-extracted only if the matcher differs.
+    if matcher_name != config.get("matcher", "sift-nn"):
+        raise InputError(f"the map was built with '{config.get('matcher')}'; localize with the same matcher "
+                         "or rebuild the map")
+    qfeats_path, failed = extract_features(image_dir, names, work / "query_features.h5", matcher)
+    db_names = [rec.image(i).name for i in rec.reg_image_ids()]
+    global_path = map_dir / "global.h5"
+    extract_global(map_features, db_names, global_path)
+    from ..sfm.retrieval import load_vocabulary
+    vocab = load_vocabulary(global_path)
+    good = [n for n in names if n not in failed]
+    qglobal = work / "query_global.h5"
+    extract_global(qfeats_path, good, qglobal, vocab=vocab)
+    db_desc = load_global(global_path, db_names)
+    name_to_id = {rec.image(i).name: i for i in rec.reg_image_ids()}
+    db_cache = FeatureCache(map_features)
+    results: list[QueryResult] = [QueryResult(n, False, reason="unreadable image") for n in failed]
+    for name in tqdm(good, desc="localize", unit="query"):
+        qfeat = read_features(qfeats_path, name)
+        w, h = (int(v) for v in qfeat["image_size"])
+        camera, focal_known, source = query_camera(name, image_dir, intrinsics, (w, h))
+        idx = top_k(load_global(qglobal, [name]), db_desc, num_db)[0]
+        retrieved = [db_names[i] for i in idx]
+        best, best_n, best_origin = None, 0, []
+        for cluster in covisibility_clusters(rec, [name_to_id[n] for n in retrieved]):
+            ret, n_corr, origin = _pose_from_cluster(cluster, rec, qfeat, db_cache, matcher, camera, focal_known,
+                                                     max_error)
+            if ret is not None and (best is None or ret["num_inliers"] > best["num_inliers"]):
+                best, best_n, best_origin = ret, n_corr, origin
+        r = QueryResult(name, False, retrieved=retrieved, camera=source, num_correspondences=best_n)
+        if best is None or best["num_inliers"] < min_inliers:
+            r.num_inliers = 0 if best is None else int(best["num_inliers"])
+            r.reason = f"too few 2D-3D inliers ({r.num_inliers} < {min_inliers})"
+        else:
+            r.success, r.cam_from_world, r.num_inliers = True, best["cam_from_world"], int(best["num_inliers"])
+            mask = np.asarray(best["inlier_mask"], bool)
+            r.inlier_matches = {"origin": [o for o, keep in zip(best_origin, mask) if keep]}
+            if not focal_known:
+                r.camera = f"estimated f={best['camera'].mean_focal_length():.1f}"
+        results.append(r)
+    _write_outputs(out_poses, results, rec, image_dir, map_dir, qfeats_path)
+    ok = sum(r.success for r in results)
+    logger.info("localized %d/%d queries", ok, len(results))
+    return out_poses, results
+
+
+def _write_outputs(out_poses: Path, results: list[QueryResult], rec, image_dir: Path, map_dir: Path,
+                   qfeats_path: Path) -> None:
+    lines = []
+    for r in results:
+        if r.success:
+            q = r.cam_from_world.rotation.quat  # x, y, z, w
+            t = r.cam_from_world.translation
+            lines.append(f"{r.name} {q[3]} {q[0]} {q[1]} {q[2]} {t[0]} {t[1]} {t[2]}\n")
+    tmp = out_poses.with_suffix(".tmp")
+    tmp.write_text("".join(lines))
+    tmp.replace(out_poses)
+    log = [{"name": r.name, "success": r.success, "num_inliers": r.num_inliers,
+            "num_correspondences": r.num_correspondences, "retrieved": r.retrieved, "camera": r.camera,
+            "reason": r.reason} for r in results]
+    out_poses.with_name(out_poses.stem + "_log.json").write_text(json.dumps(log, indent=2))
+    viz = out_poses.with_name(out_poses.stem + "_viz")
+    viz.mkdir(exist_ok=True)
+    for r in results:
+        if r.success:
+            _draw_inliers(r, image_dir, map_dir, qfeats_path, viz / (r.name.replace("/", "_") + ".jpg"), rec)
+
+
+def _draw_inliers(r: QueryResult, image_dir: Path, map_dir: Path, qfeats_path: Path, path: Path, rec) -> None:
+    """Side by side: the query and the map image contributing most inliers, inlier matches in green."""
+    import cv2
+
+    origin = r.inlier_matches.get("origin", [])
+    if not origin:
+        return
+    db_name = max({o[0] for o in origin}, key=lambda n: sum(o[0] == n for o in origin))
+    map_images = Path(json.loads((map_dir / "run.json").read_text())["image_dir"]) if (map_dir / "run.json").exists() else None
+    try:
+        q = read_image(image_dir / r.name)
+        d = read_image(map_images / db_name) if map_images else None
+    except InputError:
+        return
+    if d is None:
+        return
+    kq = read_features(qfeats_path, r.name)["keypoints"]
+    kd = read_features(map_dir / "features.h5", db_name)["keypoints"]
+    scale = 640.0 / max(q.shape[0], d.shape[0])
+    qs = cv2.resize(q, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ds = cv2.resize(d, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((max(qs.shape[0], ds.shape[0]), qs.shape[1] + ds.shape[1], 3), np.uint8)
+    canvas[: qs.shape[0], : qs.shape[1]] = qs
+    canvas[: ds.shape[0], qs.shape[1]:] = ds
+    for name, qi, di in origin:
+        if name != db_name:
+            continue
+        p0 = tuple(int(v) for v in kq[qi] * scale)
+        p1 = (int(kd[di][0] * scale) + qs.shape[1], int(kd[di][1] * scale))
+        cv2.line(canvas, p0, p1, (0, 255, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, f"{r.name}: {r.num_inliers} inliers ({db_name})", (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
+                (255, 255, 0), 2)
+    cv2.imwrite(str(path), canvas[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])

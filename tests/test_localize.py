@@ -1,0 +1,93 @@
+"""`gimsfm localize` on a map of the demo scene, and `gimsfm bench localize` on Strecha (shared data)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pycolmap
+import pytest
+from PIL import Image
+from skimage import data
+
+from gimsfm.bench.localize import read_poses
+from gimsfm.geometry.evaluation import angle_error_mat
+
+DEMO = Path(__file__).resolve().parents[1] / "scenes" / "sacre_coeur" / "images"
+
+
+def run_cli(*args, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "gimsfm", *map(str, args)], capture_output=True, text=True)
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    if check:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo_map(tmp_path_factory) -> tuple[Path, list[str], list[str]]:
+    root = tmp_path_factory.mktemp("loc")
+    names = sorted(p.name for p in DEMO.iterdir())
+    map_names, query_names = names[:8], names[8:]
+    (root / "map_images").mkdir()
+    for n in map_names:
+        shutil.copy(DEMO / n, root / "map_images" / n)
+    run_cli("reconstruct", root / "map_images", "--out", root / "map", "--max-keypoints", "4096")
+    return root, map_names, query_names
+
+
+def test_localize_queries_and_failures(demo_map):
+    root, map_names, query_names = demo_map
+    q = root / "queries"
+    q.mkdir()
+    for n in query_names:
+        shutil.copy(DEMO / n, q / n)
+    shutil.copy(DEMO / map_names[3], q / "again.jpg")  # a map image under another name: known pose
+    Image.fromarray(data.astronaut()).save(q / "elsewhere.png")  # another place entirely
+    (q / "corrupt.jpg").write_bytes(b"\xff\xd8\xff" + b"\x00" * 50)
+    # Known intrinsics for the map image (from the map), estimated focal for the others.
+    rec = pycolmap.Reconstruction(str(root / "map" / "sparse"))
+    cam = rec.camera(rec.find_image_with_name(map_names[3]).camera_id)
+    (root / "intrinsics.txt").write_text(f"again.jpg {cam.model.name} {cam.width} {cam.height} "
+                                         + " ".join(map(str, cam.params)) + "\n")
+    run_cli("localize", "--map", root / "map", "--queries", q, "--out", root / "poses.txt",
+            "--intrinsics", root / "intrinsics.txt")
+    poses = read_poses(root / "poses.txt")
+    log = {e["name"]: e for e in json.loads((root / "poses_log.json").read_text())}
+    assert set(log) == {*query_names, "again.jpg", "elsewhere.png", "corrupt.jpg"}
+    for n in [*query_names, "again.jpg"]:
+        assert log[n]["success"] and log[n]["num_inliers"] >= 50, log[n]
+        assert n in poses
+    assert not log["elsewhere.png"]["success"] and "elsewhere.png" not in poses
+    assert not log["corrupt.jpg"]["success"] and "corrupt.jpg" not in poses
+    # The map image posed as a query lands on its own map pose.
+    T = np.eye(4)
+    T[:3] = rec.find_image_with_name(map_names[3]).cam_from_world().matrix()
+    centre = lambda M: -M[:3, :3].T @ M[:3, 3]  # noqa: E731
+    scene_size = np.ptp(np.array([p.xyz for p in rec.points3D.values()]), axis=0).max()
+    assert log["again.jpg"]["camera"] == "file"
+    assert angle_error_mat(T[:3, :3], poses["again.jpg"][:3, :3]) < 0.5
+    assert np.linalg.norm(centre(T) - centre(poses["again.jpg"])) < 0.01 * scene_size
+    assert len(list((root / "poses_viz").glob("*.jpg"))) == 3
+
+
+def test_localize_bad_input(demo_map, tmp_path):
+    root, _, _ = demo_map
+    proc = run_cli("localize", "--map", tmp_path, "--queries", DEMO, "--out", tmp_path / "p.txt", check=False)
+    assert proc.returncode != 0 and "not a gimsfm map" in proc.stderr.strip().splitlines()[-1]
+    (tmp_path / "empty").mkdir()
+    proc = run_cli("localize", "--map", root / "map", "--queries", tmp_path / "empty", "--out", tmp_path / "p.txt",
+                   check=False)
+    assert proc.returncode != 0 and "no query images" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_bench_localize_strecha(shared_data, tmp_path):
+    scene = shared_data / "sfm" / "strecha_fountain"
+    run_cli("bench", "localize", "--data", scene, "--out", tmp_path, "--max-keypoints", "4096")
+    r = json.loads((tmp_path / "results.json").read_text())["matchers"]["sift-nn"]["scenes"]["strecha_fountain"]
+    assert r["num_queries"] == 5 and r["num_localized"] == 5
+    assert r["within_0.25m_2.0deg"] >= 80.0
+    assert r["median_rotation_error_deg"] < 1.0
