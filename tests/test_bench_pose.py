@@ -99,6 +99,11 @@ def test_zeb_protocol_on_shared_pairs_and_cache(shared_data, tmp_path):
     assert [p.stat().st_mtime_ns for p in cache_files] == mtimes
     assert res2["config"]["thresh_px"] == 1.0 and res2["config"]["estimator"] == "opencv-magsac"
     assert res["matchers"]["sift-nn"]["datasets"]["kitti00"]["pairs"] == 3
+    # --overwrite recomputes everything and reproduces the first run exactly.
+    res3 = run_zeb(data, ["sift-nn"], out, _cfg(), overwrite=True)
+    assert [p.stat().st_mtime_ns for p in cache_files] != mtimes
+    first, again = res["matchers"]["sift-nn"]["datasets"]["kitti00"], res3["matchers"]["sift-nn"]["datasets"]["kitti00"]
+    assert all(first[k] == again[k] for k in ("auc@5", "auc@10", "auc@20"))
 
 
 def test_zeb_deterministic_across_runs(shared_data, tmp_path):
@@ -258,3 +263,23 @@ def test_dense_matcher_path_equals_sparse(shared_data, tmp_path):
     name = json.loads((tmp_path / "z" / "per_pair.json").read_text())["sift-nn"]["kitti00"][0]["name0"]
     kp = read_features(feats_file, name)["keypoints"]
     assert kp[:, 0].max() > 900 and list(read_features(feats_file, name)["image_size"]) == [1241, 376]
+
+
+def test_bench_cli_end_to_end(shared_data, tmp_path):
+    """The CLI wires every option through: estimator, threshold, pair cap, suite-free --data."""
+    out = tmp_path / "z"
+    r = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "zeb", "--data", str(shared_data / "pose" / "kitti00"),
+                        "--max-pairs", "2", "--estimator", "poselib", "--threshold", "1.0", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["estimator"] == "poselib" and res["config"]["thresh_px"] == 1.0
+    assert res["matchers"]["sift-nn"]["datasets"]["kitti00"]["pairs"] == 2
+    out = tmp_path / "h"
+    r = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "homography", "--data",
+                        str(shared_data / "homography" / "homogr_adam"), "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["matchers"]["sift-nn"]["datasets"]["homogr_adam"]["pairs"] == 1
+    assert (out / "homography_curves.png").is_file()

@@ -21,6 +21,8 @@ def train_cmd(
     speed_json: Optional[Path] = typer.Option(None, "--speed-json", help="With --export: a `gimsfm bench speed` "
                                               "results.json to include in the model card."),
     notes: str = typer.Option("", "--notes", help="With --export: a notes paragraph for the model card."),
+    export_val: Optional[Path] = typer.Option(None, "--export-val", help="Only write the homography validation "
+                                              "pairs as HPatches-layout folders under this directory and exit."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Train a matcher (model, data, schedule from the preset); checkpoints to OUT_DIR/checkpoint.pt."""
@@ -30,6 +32,15 @@ def train_cmd(
     if max_time is not None:
         p["train"]["max_time_s"] = max_time
     trainer = Trainer(p)
+    if export_val is not None:
+        from ..train.datasets import export_homography_val
+
+        srcs, _ = trainer._sources("val")
+        dirs = [d for s in srcs if s.kind == "homography" for d in export_homography_val(s, export_val)]
+        others = [str(s.root) for s in srcs if s.kind == "depth"]
+        typer.echo(f"wrote {len(dirs)} homography validation pairs under {export_val}"
+                   + (f"; depth/pose validation sets (ZEB layout): {', '.join(others)}" if others else ""))
+        return
     if export is not None:
         info = export_weights(trainer.ckpt_path, export)
         card = write_model_card(trainer.ckpt_path, Path(export).with_suffix(".md"), f"Model card: {Path(export).stem}",

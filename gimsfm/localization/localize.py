@@ -236,7 +236,7 @@ def _write_outputs(out_poses: Path, results: list[QueryResult], rec, image_dir: 
     viz.mkdir(exist_ok=True)
     for r in results:
         if r.success:
-            _draw_inliers(r, image_dir, map_dir, qfeats_path, viz / (r.name.replace("/", "_") + ".jpg"), rec)
+            _draw_inliers(r, image_dir, map_dir, qfeats_path, viz / (Path(r.name.replace("/", "_")).stem + ".jpg"), rec)
 
 
 def _draw_inliers(r: QueryResult, image_dir: Path, map_dir: Path, qfeats_path: Path, path: Path, rec) -> None:

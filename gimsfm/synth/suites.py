@@ -14,7 +14,7 @@ from .. import logger
 from ..errors import InputError
 from .world import DOMAINS
 
-SUITE_VERSION = 2
+SUITE_VERSION = 4
 
 ZEB_LITE_SYNTH = {
     "name": "zeb-lite-synth",
@@ -141,6 +141,13 @@ def default_cache_dir() -> Path:
 def ensure_zeb_lite_synth(cache_dir: Path | None = None) -> list[Path]:
     """The zeb-lite-synth pose sets (one folder per domain, ~100 pairs each, fixed seeds), generating any
     that are missing or stale. Returns the dataset folders in DOMAINS order."""
+    import fcntl
+
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    return run_pairs_preset(ZEB_LITE_SYNTH, cache_dir)
+    with open(cache_dir / ".lock", "w") as lock:  # concurrent callers wait instead of writing the same sets
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return run_pairs_preset(ZEB_LITE_SYNTH, cache_dir)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

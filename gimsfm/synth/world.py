@@ -128,7 +128,7 @@ def _bilinear(xs, ys, H):
 
 
 def _random_loop(rng, cx, cy, rx, ry, n=7, jitter=0.25) -> cam.Path2D:
-    ang = np.sort(rng.uniform(0, 2 * np.pi, n)) if n > 3 else np.linspace(0, 2 * np.pi, n, endpoint=False)
+    rng.uniform(0, 2 * np.pi, n)  # unused draw, kept so that existing seeds give the same worlds
     ang = np.linspace(0, 2 * np.pi, n, endpoint=False) + rng.uniform(-0.3, 0.3, n) + rng.uniform(0, 2 * np.pi)
     r = 1 + jitter * rng.uniform(-1, 1, n)
     pts = np.stack([cx + rx * r * np.cos(ang), cy + ry * r * np.sin(ang)], 1)
@@ -174,7 +174,7 @@ def _indoor(rng, cat: TextureCatalog, seed: int) -> World:
     wall_layers["Z"] = cat.pick(rng, "plaster", "tile")
     for f, layer in wall_layers.items():
         photo = not cat.names[layer].startswith("proc")
-        scale = 0.5 if f in "zZ" else 0.4
+        scale = 0.25 if f in "zZ" else 0.3
         # photos span their wall once (repeated photos make SIFT lock onto false, repetitive matches)
         m.add_box([0, 0, H / 2], [W, D, H], layers=layer, faces=f, inward=True, uv_scale=scale,
                   tint=rng.uniform(0.75, 1.05, 3), stretch_sides=photo and f not in "zZ")
@@ -305,7 +305,7 @@ def _street_geometry(rng, cat: TextureCatalog, night: bool = False):
         m.add_box([c[0], c[1], -0.01], [L + road_w, road_w, 0.02], yaw, layers=asphalt, faces="Z", uv_scale=0.12)
         for side in (-1, 1):
             o = c + side * nrm * (R_out + side_w / 2)
-            m.add_box([o[0], o[1], 0.06], [L + road_w + 2 * side_w, side_w, 0.12], yaw, layers=pave, faces="Zxy XY".replace(" ", ""), uv_scale=0.5)
+            m.add_box([o[0], o[1], 0.06], [L + road_w + 2 * side_w, side_w, 0.12], yaw, layers=pave, faces="ZxyXY", uv_scale=0.5)
             # buildings along this side of the edge
             s = -L / 2 + road_w / 2 + side_w + rng.uniform(0, 4)
             while s < L / 2 - road_w / 2 - side_w - 6:
@@ -546,7 +546,7 @@ def _object(rng, cat, seed) -> World:
     m = MeshBuilder()
     indoor = rng.random() < 0.5
     floor = cat.pick(rng, "wood", "tile") if indoor else cat.pick(rng, "grass", "gravel", "sand", "tile")
-    m.add_quad([-20, -20, 0], [20, -20, 0], [20, 20, 0], [-20, 20, 0], floor, uv_scale=0.5)
+    m.add_quad([-20, -20, 0], [20, -20, 0], [20, 20, 0], [-20, 20, 0], floor, uv_scale=rng.uniform(0.08, 0.15))
     if indoor:
         m.add_box([0, 0, 5], [40, 40, 10], layers=cat.pick(rng, "plaster", "photo", "building"), faces="xXyYZ", inward=True, uv_scale=0.1,
                   stretch_sides=True)

@@ -241,6 +241,22 @@ class HomographySource(PairSource):
         return make_homography_pair(self.photo(self.photos[idx % len(self.photos)]), rng, self.warp)
 
 
+def export_homography_val(src: "HomographySource", out_dir: Path, n: int | None = None) -> list[Path]:
+    """Write the validation pairs of a homography source as HPatches-layout sequences
+    (OUT/<name>_<i>/1.png, 2.png, H_1_2), so `gimsfm bench homography --data ...` can score them."""
+    out_dir = Path(out_dir)
+    dirs = []
+    for i in range(min(len(src), n or len(src))):
+        d = out_dir / f"{src.name}_{i:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        img0, img1, H = src.images(i)
+        cv2.imwrite(str(d / "1.png"), img0)
+        cv2.imwrite(str(d / "2.png"), img1)
+        np.savetxt(d / "H_1_2", H / H[2, 2], fmt="%.10g")
+        dirs.append(d)
+    return dirs
+
+
 @dataclass
 class DepthPair:
     img0: str

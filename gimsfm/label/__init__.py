@@ -1,0 +1,1 @@
+"""GIM self-training labels from videos: sampling, multi-method matching, robust filtering, propagation."""
