@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +13,11 @@ from skimage import data
 
 from gimsfm.bench.localize import read_poses
 from gimsfm.geometry.evaluation import angle_error_mat
+from helpers import run_cli
 
 DEMO = Path(__file__).resolve().parents[1] / "scenes" / "sacre_coeur" / "images"
 
 
-def run_cli(*args, check=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "gimsfm", *map(str, args)], capture_output=True, text=True)
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    if check:
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc
 
 
 @pytest.fixture(scope="module")

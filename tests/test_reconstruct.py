@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,16 +13,12 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from helpers import run_cli
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "scenes" / "sacre_coeur" / "images"
 
 
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "gimsfm", *map(str, args)], capture_output=True, text=True)
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    if check:
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc
 
 
 @pytest.fixture(scope="module")

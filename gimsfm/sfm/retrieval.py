@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 from ..utils.progress import tqdm
 
-from .. import logger
 from ..errors import InputError
 from ..utils.h5io import open_h5, read_features
 
