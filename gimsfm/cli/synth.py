@@ -26,10 +26,15 @@ def pairs_cmd(
     height: int = typer.Option(480, "--height"),
     image_format: str = typer.Option("png", "--image-format", help="png (lossless) or jpg (q95)"),
     val_fraction: float = typer.Option(0.0, "--val-fraction", help="extra fraction of pairs from held-out worlds, in OUT/val/"),
+    pairs_per_world: int = typer.Option(25, "--pairs-per-world", help="pairs taken from one procedural world (fewer = more diverse)"),
     preset: Optional[str] = typer.Option(None, "--preset", help="named preset (pipelines/synth_*.yaml): base-indoor, zeb-lite-synth"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing pose set"),
 ) -> None:
     """Pose pairs in the ZEB format with depth maps (pinhole, exact GT)."""
+    if pairs_per_world < 1:
+        from ..errors import InputError
+
+        raise InputError("--pairs-per-world must be >= 1")
     from ..synth.pairs import generate_pairs
     from ..synth.suites import load_preset, run_pairs_preset
 
@@ -39,7 +44,7 @@ def pairs_cmd(
             typer.echo(str(d))
         return
     d = generate_pairs(domain, pairs, seed, out, width=width, height=height, mode=mode, image_ext=image_format,
-                       val_fraction=val_fraction, overwrite=overwrite)
+                       val_fraction=val_fraction, pairs_per_world=pairs_per_world, overwrite=overwrite)
     typer.echo(str(d / "pairs.txt"))
 
 
@@ -57,6 +62,7 @@ def video_cmd(
     distortion: Optional[bool] = typer.Option(None, "--distortion/--no-distortion", help="radial lens distortion (default: random)"),
     motion_blur: int = typer.Option(0, "--motion-blur", help="sub-frames averaged per frame (1 = off, 0 = auto: 3 for night and ~25 % of clips)"),
     crf: int = typer.Option(23, "--crf", help="H.264 constant rate factor"),
+    x264_preset: str = typer.Option("superfast", "--x264-preset", help="libx264 speed preset (ultrafast ... veryslow)"),
     depth_every: int = typer.Option(10, "--depth-every", help="store GT depth / masks every N frames (poses: every frame)"),
     preset: Optional[str] = typer.Option(None, "--preset", help="named preset: video-corpus (many videos under OUT/)"),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -70,7 +76,8 @@ def video_cmd(
             typer.echo(str(d))
         return
     d = generate_video(domain, seconds, fps, seed, out, width=width, height=height, trajectory=trajectory, fov=fov,
-                       distortion=distortion, motion_blur=motion_blur, crf=crf, depth_every=depth_every, overwrite=overwrite)
+                       distortion=distortion, motion_blur=motion_blur, crf=crf, depth_every=depth_every,
+                       x264_preset=x264_preset, overwrite=overwrite)
     typer.echo(str(d / "video.mp4"))
 
 

@@ -24,16 +24,19 @@ def sensor_noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator, shot: 
 _VIGNETTE: dict = {}
 
 
-def vignette(rgb: np.ndarray, strength: float) -> np.ndarray:
-    if strength <= 0:
-        return rgb
-    h, w = rgb.shape[:2]
+def vignette_map(h: int, w: int, strength: float) -> np.ndarray:
     key = (h, w, round(strength, 3))
     if key not in _VIGNETTE:
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         r2 = ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
         _VIGNETTE[key] = (1.0 - strength * r2)[..., None].astype(np.float32)
-    return np.clip(rgb.astype(np.float32) * _VIGNETTE[key], 0, 255).astype(np.uint8)
+    return _VIGNETTE[key]
+
+
+def vignette(rgb: np.ndarray, strength: float) -> np.ndarray:
+    if strength <= 0:
+        return rgb
+    return np.clip(rgb.astype(np.float32) * vignette_map(rgb.shape[0], rgb.shape[1], strength), 0, 255).astype(np.uint8)
 
 
 def rain(rgb: np.ndarray, rng: np.random.Generator, density: float = 0.0015, length: int = 18, angle: float = 0.15,
@@ -75,15 +78,20 @@ class NoiseBank:
         self.bank = (rng.standard_normal((n, height + pad, width + pad, 3), dtype=np.float32) * 0.8
                      + rng.standard_normal((n, height + pad, width + pad, 1), dtype=np.float32) * 0.6)
 
-    def apply(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
-        if sigma <= 0:
+    def apply(self, rgb: np.ndarray, sigma: float, vignette_strength: float = 0.0) -> np.ndarray:
+        """Vignetting (optional) and noise in one float pass."""
+        if sigma <= 0 and vignette_strength <= 0:
             return rgb
+        if sigma <= 0:
+            return vignette(rgb, vignette_strength)
         k = int(self.rng.integers(len(self.bank)))
         dy, dx = (int(v) for v in self.rng.integers(0, self.pad, 2))
         noise = self.bank[k, dy:dy + self.h, dx:dx + self.w]
         if self.rng.random() < 0.5:
             noise = noise[::-1]
         x = rgb.astype(np.float32)
+        if vignette_strength > 0:
+            x *= vignette_map(rgb.shape[0], rgb.shape[1], vignette_strength)
         scale = (sigma * 255.0 * 0.4) + (sigma * 255.0 * 0.6 / 16.0) * np.sqrt(np.maximum(x, 1.0))
         x += noise * scale
         np.clip(x, 0, 255, out=x)

@@ -15,7 +15,7 @@ from ..errors import GimsfmError
 from .mesh import VERTEX_FLOATS
 from .textures import TextureCatalog, get_catalog
 
-MAX_LIGHTS = 16
+MAX_LIGHTS = 8  # nearest point lights per frame (night streets have more lamps)
 
 _VS = """
 #version 330
@@ -69,7 +69,7 @@ void main() {
     f_depth = vec2(v_view.z, dyn_id);
 }
 """
-LIGHT_CLASSES = (0, 2, 4, 8, MAX_LIGHTS)
+LIGHT_CLASSES = (0, 2, 4, MAX_LIGHTS)
 
 _SKY_VS = """
 #version 330

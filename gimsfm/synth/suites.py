@@ -14,7 +14,7 @@ from .. import logger
 from ..errors import InputError
 from .world import DOMAINS
 
-SUITE_VERSION = 4
+SUITE_VERSION = 5
 
 ZEB_LITE_SYNTH = {
     "name": "zeb-lite-synth",
@@ -77,12 +77,20 @@ def load_preset(name_or_path: str) -> dict:
     return cfg
 
 
+def _stamp(spec: dict) -> dict:
+    """What a finished set records: the generator version, its spec and the texture catalogue it used
+    (a clone without ../shared/data/textures renders different, equally valid worlds)."""
+    from .textures import get_catalog
+
+    return {"suite_version": SUITE_VERSION, "spec": spec, "textures": get_catalog().fingerprint()}
+
+
 def _set_complete(d: Path, spec: dict) -> bool:
     f = d / "suite.json"
     if not (d / "pairs.txt").is_file() or not f.is_file():
         return False
     try:
-        return json.loads(f.read_text()) == {"suite_version": SUITE_VERSION, "spec": spec}
+        return json.loads(f.read_text()) == _stamp(spec)
     except (OSError, ValueError):
         return False
 
@@ -106,7 +114,7 @@ def run_pairs_preset(cfg: dict, out: Path, overwrite: bool = False) -> list[Path
         generate_pairs(spec["domains"], int(spec["pairs"]), int(spec["seed"]), d, mode=spec.get("mode", "train"),
                        image_ext=spec.get("image_format", "png"), val_fraction=float(spec.get("val_fraction", 0.0)),
                        width=int(spec.get("width", 640)), height=int(spec.get("height", 480)), overwrite=True)
-        (d / "suite.json").write_text(json.dumps({"suite_version": SUITE_VERSION, "spec": spec}))
+        (d / "suite.json").write_text(json.dumps(_stamp(spec)))
         dirs.append(d)
     return dirs
 

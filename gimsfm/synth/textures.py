@@ -233,6 +233,16 @@ class TextureCatalog:
             pool = list(range(len(self.layers)))
         return int(pool[int(rng.integers(len(pool)))])
 
+    def fingerprint(self) -> str:
+        """Short hash of the layer names and pixels (identifies the catalogue a dataset was rendered with)."""
+        import hashlib
+
+        h = hashlib.sha1()
+        for name, img in zip(self.names, self.layers):
+            h.update(name.encode())
+            h.update(img[::16, ::16].tobytes())
+        return h.hexdigest()[:16]
+
     def stack(self) -> np.ndarray:
         return np.stack(self.layers, 0)
 

@@ -30,7 +30,7 @@ import numpy as np
 from .. import logger
 from ..errors import InputError, OutputExistsError
 from . import camera as cam
-from .effects import NoiseBank, PhotometricDrift, rain, vignette
+from .effects import NoiseBank, PhotometricDrift, rain
 from .render import get_renderer
 from .world import DOMAINS, build_world
 
@@ -73,7 +73,8 @@ def read_gt(path: Path) -> dict:
 def generate_video(domain: str, seconds: float, fps: float, seed: int, out_dir: Path, *, width: int = 640,
                    height: int = 480, trajectory: str | None = None, fov: float | None = None,
                    distortion: bool | None = None, motion_blur: int = 0, crf: int = 23, depth_every: int = 10,
-                   overwrite: bool = False, progress: bool = True, timings: dict | None = None) -> Path:
+                   x264_preset: str = "superfast", overwrite: bool = False, progress: bool = True,
+                   timings: dict | None = None) -> Path:
     """Render and encode one video with separate ground truth; returns out_dir."""
     import h5py
 
@@ -85,6 +86,8 @@ def generate_video(domain: str, seconds: float, fps: float, seed: int, out_dir: 
         raise InputError("width and height must be even and at least 32 (H.264 yuv420p)")
     if depth_every < 1 or motion_blur < 0:
         raise InputError("--depth-every must be >= 1 and --motion-blur >= 0 (0 = auto)")
+    if x264_preset not in ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"):
+        raise InputError(f"unknown x264 preset {x264_preset!r}")
     if fov is not None and not 10 <= fov <= 150:
         raise InputError("--fov must be within 10..150 degrees")
     out_dir = Path(out_dir)
@@ -128,7 +131,7 @@ def generate_video(domain: str, seconds: float, fps: float, seed: int, out_dir: 
     noise_bank = NoiseBank(rng, height, width)
     n = int(round(seconds * fps))
     r = get_renderer()
-    writer = H264Writer(out_dir / "video.mp4", width, height, fps, crf)
+    writer = H264Writer(out_dir / "video.mp4", width, height, fps, crf, x264_preset)
     tmp_gt = out_dir / "gt.h5.tmp"
     h5 = h5py.File(tmp_gt, "w")
     depth_idx = list(range(0, n, depth_every))
@@ -159,10 +162,9 @@ def generate_video(domain: str, seconds: float, fps: float, seed: int, out_dir: 
                 depth = cv2.remap(depth, map_x, map_y, cv2.INTER_NEAREST)
                 dyn = cv2.remap(dyn, map_x, map_y, cv2.INTER_NEAREST)
         t1 = time.perf_counter()
-        rgb = vignette(rgb, vig)
         if with_rain:
             rgb = rain(rgb, rng)
-        rgb = noise_bank.apply(rgb, noise)
+        rgb = noise_bank.apply(rgb, noise, vig)
         t2 = time.perf_counter()
         writer.write(rgb)
         t3 = time.perf_counter()
@@ -187,7 +189,7 @@ def generate_video(domain: str, seconds: float, fps: float, seed: int, out_dir: 
     h5.create_dataset("depth_frames", data=np.array(depth_idx, np.int64))
     h5.create_dataset("object_poses", data=obj_poses)
     attrs = {"domain": domain, "seed": seed, "fps": fps, "width": width, "height": height, "trajectory": traj.kind,
-             "hfov_deg": hfov, "motion_blur": n_sub, "shutter_s": shutter, "crf": crf, "n_frames": n,
+             "hfov_deg": hfov, "motion_blur": n_sub, "shutter_s": shutter, "crf": crf, "x264_preset": x264_preset, "n_frames": n,
              "depth_every": depth_every, "rain": with_rain, "noise_sigma": noise,
              "object_kinds": json.dumps([o.kind for o in world.dynamic]),
              "conventions": "OpenCV camera and pixel centres; cam_from_world maps world to camera; depth = camera z"}
