@@ -71,3 +71,17 @@ def test_bench_sfm_strecha(shared_data, tmp_path):
     assert r["median_rotation_error_deg"] < 1.0
     assert r["auc@10"] > 80
     assert (tmp_path / "results.md").exists()
+
+
+def test_alignment_with_collinear_cameras():
+    """A straight trajectory: centres alone cannot fix the rotation about the line; orientations can."""
+    gt = _synthetic_gt(6)
+    for i, image in enumerate(gt.images.values()):  # move all centres onto the x axis
+        T = image.cam_from_world()
+        R = T.rotation.matrix()
+        c = np.array([float(i), 0.0, 0.0])
+        image.frame.rig_from_world = pycolmap.Rigid3d(T.rotation, -R @ c)
+    R = Rotation.from_euler("xyz", [30, -20, 60], degrees=True).as_matrix()
+    est = _transformed(gt, 0.5, R, np.array([3.0, 1.0, -2.0]))
+    r = evaluate_model(est, gt)
+    assert r["median_rotation_error_deg"] < 1e-4 and r["median_position_error"] < 1e-6

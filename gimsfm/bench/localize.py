@@ -14,7 +14,7 @@ from ..errors import ReconstructionError
 from ..geometry.evaluation import angle_error_mat
 from ..utils.io import resolve_dir
 from ..utils.profiling import PeakMemory
-from .sfm import robust_similarity
+from .sfm import align_cameras
 
 # (metres, degrees) as in the Aachen Day-Night / InLoc benchmarks.
 THRESHOLDS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
@@ -48,6 +48,7 @@ def _w2c(rigid: pycolmap.Rigid3d) -> np.ndarray:
 
 
 def write_gt_intrinsics(gt: pycolmap.Reconstruction, names: list[str], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     by_name = {im.name: im for im in gt.images.values()}
     lines = []
     for n in names:
@@ -68,9 +69,10 @@ def evaluate_queries(map_rec: pycolmap.Reconstruction, gt: pycolmap.Reconstructi
         out.update({f"within_{m}m_{d}deg": 0.0 for m, d in THRESHOLDS})
         out.update(median_position_error=float("inf"), median_rotation_error_deg=float("inf"))
         return out
-    src = np.array([centre(_w2c(map_rec.find_image_with_name(n).cam_from_world())) for n in map_names])
-    dst = np.array([centre(gt_by_name[n]) for n in map_names])
-    s, R, t = robust_similarity(src, dst)
+    est = {n: _w2c(map_rec.find_image_with_name(n).cam_from_world()) for n in map_names}
+    s, R, t = align_cameras(np.array([est[n][:3, :3] for n in map_names]), np.array([centre(est[n]) for n in map_names]),
+                            np.array([gt_by_name[n][:3, :3] for n in map_names]),
+                            np.array([centre(gt_by_name[n]) for n in map_names]))
     pos_err, rot_err = [], []
     for q in queries:
         if q not in poses:
@@ -113,8 +115,11 @@ def bench_scene(scene: Path, matcher: str, out: Path, query_every: int = 2,
     query_dir = _link_images(images, query_names, out.parent / "query_images")
     t0 = time.perf_counter()
     with PeakMemory() as mem:
+        # Known calibration for the map, as localization benchmarks do (Aachen, InLoc).
+        map_intr = write_gt_intrinsics(gt, map_names, out / "map_intrinsics.txt")
         try:
-            reconstruct(map_dir, out / "map", ReconstructConfig(matcher=matcher, **(config_overrides or {})))
+            reconstruct(map_dir, out / "map", ReconstructConfig(matcher=matcher, intrinsics=str(map_intr.resolve()),
+                                                                **(config_overrides or {})))
         except ReconstructionError as exc:
             logger.warning("%s / %s: the map failed (%s); all queries count as failures", scene.name, matcher, exc)
             result = evaluate_queries(pycolmap.Reconstruction(), gt, {}, query_names)

@@ -71,6 +71,36 @@ def _w2c(image) -> np.ndarray:
     return T
 
 
+def rotation_mean(rotations: np.ndarray) -> np.ndarray:
+    """Chordal L2 mean of rotation matrices (N, 3, 3), projected back onto SO(3)."""
+    U, _, Vt = np.linalg.svd(rotations.sum(0))
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
+    return U @ D @ Vt
+
+
+def align_cameras(R_est: np.ndarray, c_est: np.ndarray, R_gt: np.ndarray, c_gt: np.ndarray,
+                  iters: int = 3) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity (s, R, t) with X_gt = s R X_est + t from camera orientations AND centres.
+
+    The rotation comes from the orientations (R_gt_i^T R_est_i for each camera), so it stays defined when
+    the centres are collinear (a straight walk or drone flight), where centre-only alignment is degenerate;
+    scale and translation then come from the centres. Cameras beyond 3x the median residual are dropped.
+    """
+    keep = np.ones(len(c_est), bool)
+    for _ in range(iters):
+        R = rotation_mean(np.einsum("nji,njk->nik", R_gt[keep], R_est[keep]))
+        a = c_est[keep] @ R.T
+        a0, b0 = a - a.mean(0), c_gt[keep] - c_gt[keep].mean(0)
+        s = float((a0 * b0).sum() / max((a0**2).sum(), 1e-12))
+        t = c_gt[keep].mean(0) - s * a.mean(0)
+        res = np.linalg.norm(s * c_est @ R.T + t - c_gt, axis=1)
+        new = res <= max(3 * np.median(res), 1e-9)
+        if new.sum() < 3 or (new == keep).all():
+            break
+        keep = new
+    return s, R, t
+
+
 def evaluate_model(rec: pycolmap.Reconstruction | None, gt: pycolmap.Reconstruction) -> dict[str, Any]:
     """Registration, aligned camera errors, and AUC of relative-pose errors over all GT image pairs."""
     gt_images = {im.name: im for im in gt.images.values()}
@@ -92,7 +122,8 @@ def evaluate_model(rec: pycolmap.Reconstruction | None, gt: pycolmap.Reconstruct
 
         c_est = np.array([centre(est[n]) for n in reg])
         c_gt = np.array([centre(gt_pose[n]) for n in reg])
-        s, R, t = robust_similarity(c_est, c_gt)
+        s, R, t = align_cameras(np.array([est[n][:3, :3] for n in reg]), c_est,
+                                np.array([gt_pose[n][:3, :3] for n in reg]), c_gt)
         for n, ce, cg in zip(reg, c_est, c_gt):
             rot_err.append(angle_error_mat(est[n][:3, :3] @ R.T, gt_pose[n][:3, :3]))
             pos_err.append(float(np.linalg.norm(s * R @ ce + t - cg)))

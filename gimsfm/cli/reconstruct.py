@@ -29,6 +29,8 @@ def reconstruct(
     loop_closure: Optional[bool] = typer.Option(None, "--loop-closure/--no-loop-closure",
                                                 help="Sequential pairs: add retrieval pairs for loops."),
     num_matched: Optional[int] = typer.Option(None, help="Retrieval pairs: most similar images per image."),
+    intrinsics: Optional[Path] = typer.Option(None, help="Known cameras, hloc format `name MODEL W H params`; "
+                                              "kept fixed when every image is listed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda (learned matchers)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo every stage instead of resuming."),
 ) -> None:
@@ -38,7 +40,8 @@ def reconstruct(
 
     config = ReconstructConfig.from_preset(
         preset, matcher=matcher, pairs=pairs, mapper=mapper, camera_mode=camera_mode, max_keypoints=max_keypoints,
-        resize_max=resize_max, window=window, loop_closure=loop_closure, num_matched=num_matched)
+        resize_max=resize_max, window=window, loop_closure=loop_closure, num_matched=num_matched,
+        intrinsics=str(intrinsics.resolve()) if intrinsics else None)
     summary_path = run(images, out, config, overwrite=overwrite, device=device)
     s = json.loads(summary_path.read_text())
     table = Table(title=f"reconstruction in {out}")

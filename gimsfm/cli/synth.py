@@ -90,13 +90,21 @@ def scene_cmd(
     queries: int = typer.Option(10, "--queries", help="number of query images (separate trajectory)"),
     width: int = typer.Option(640, "--width"),
     height: int = typer.Option(480, "--height"),
+    query_condition: str = typer.Option("day", "--query-condition",
+                                        help="appearance of the queries (map stays day): day, night, fog, rain, dusk"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="named preset: localize (OUT/street_day, street_night, street_fog)"),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Images + GT COLMAP text model + map/query split, for the reconstruction and localization benchmarks."""
     from ..synth.scene import generate_scene
+    from ..synth.suites import load_preset, run_scene_preset
 
+    if preset:
+        for d in run_scene_preset(load_preset(preset), out, overwrite=overwrite):
+            typer.echo(str(d))
+        return
     d = generate_scene(domain, out, seed=seed, n_images=images, n_queries=queries, width=width, height=height,
-                       overwrite=overwrite)
+                       overwrite=overwrite, query_condition=query_condition)
     typer.echo(str(d))
 
 

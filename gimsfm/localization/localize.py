@@ -22,6 +22,7 @@ from ..matchers import get_matcher
 from ..sfm.extract import extract_features
 from ..sfm.match import FeatureCache
 from ..sfm.retrieval import extract_global, load_global, top_k
+from ..utils.cameras import read_intrinsics
 from ..utils.h5io import read_features
 from ..utils.io import exif_focal_px, list_images, read_image
 
@@ -55,25 +56,6 @@ def load_map(map_dir: Path) -> tuple[pycolmap.Reconstruction, dict[str, Any]]:
     return rec, run
 
 
-def read_intrinsics(path: Path) -> dict[str, pycolmap.Camera]:
-    """hloc's query list with intrinsics: `name MODEL WIDTH HEIGHT PARAMS...` (COLMAP conventions)."""
-    cams = {}
-    for i, line in enumerate(Path(path).read_text().splitlines()):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split()
-        try:
-            name, model, w, h = parts[0], parts[1], int(parts[2]), int(parts[3])
-            params = [float(p) for p in parts[4:]]
-            cam = pycolmap.Camera.create_from_model_name(0, model, 1.0, w, h)
-            cam.params = params
-            if not cam.verify_params():
-                raise ValueError("wrong number of parameters")
-        except (ValueError, IndexError, TypeError) as exc:
-            raise InputError(f"{path}:{i + 1}: expected 'name MODEL W H params...' ({exc})") from None
-        cams[name] = cam
-    return cams
 
 
 def resolve_queries(queries: Path) -> tuple[Path, list[str]]:

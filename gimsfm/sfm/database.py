@@ -36,8 +36,12 @@ def _camera_groups(names: list[str], sizes: dict[str, tuple[int, int]], image_di
 
 
 def create_database(database_path: Path, image_dir: Path, names: list[str], features_path: Path,
-                    camera_mode: str = "auto", camera_model: str = "SIMPLE_RADIAL") -> dict[str, int]:
-    """Write cameras, images and keypoints; returns name -> image_id."""
+                    camera_mode: str = "auto", camera_model: str = "SIMPLE_RADIAL",
+                    intrinsics: dict[str, pycolmap.Camera] | None = None) -> dict[str, int]:
+    """Write cameras, images and keypoints; returns name -> image_id.
+
+    Images listed in `intrinsics` get those cameras (shared when identical); the others follow `camera_mode`.
+    """
     if camera_mode not in CAMERA_MODES:
         raise InputError(f"unknown camera mode '{camera_mode}' ({', '.join(CAMERA_MODES)})")
     database_path = Path(database_path)
@@ -45,9 +49,27 @@ def create_database(database_path: Path, image_dir: Path, names: list[str], feat
         database_path.unlink()
     feats = {n: read_features(features_path, n) for n in names}
     sizes = {n: tuple(int(v) for v in feats[n]["image_size"]) for n in names}
-    groups = _camera_groups(names, sizes, Path(image_dir), camera_mode)
+    intrinsics = intrinsics or {}
+    for n in names:
+        if n in intrinsics and (intrinsics[n].width, intrinsics[n].height) != sizes[n]:
+            raise InputError(f"intrinsics for {n} are for {intrinsics[n].width}x{intrinsics[n].height}, "
+                             f"the image is {sizes[n][0]}x{sizes[n][1]}")
+    known: dict = defaultdict(list)
+    for n in names:
+        if n in intrinsics:
+            c = intrinsics[n]
+            known[(c.model.name, c.width, c.height, tuple(c.params))].append(n)
+    rest = [n for n in names if n not in intrinsics]
+    groups = _camera_groups(rest, sizes, Path(image_dir), camera_mode) if rest else []
     image_ids: dict[str, int] = {}
     with pycolmap.Database.open(database_path) as db:
+        for group in known.values():
+            camera = pycolmap.Camera(intrinsics[group[0]].todict())
+            camera.has_prior_focal_length = True
+            camera_id = db.write_camera(camera)
+            for name in group:
+                image_ids[name] = db.write_image(pycolmap.Image(name=name, camera_id=camera_id))
+                db.write_keypoints(image_ids[name], (feats[name]["keypoints"] + 0.5).astype(np.float32))
         for group in groups:
             w, h = sizes[group[0]]
             focal = exif_focal_px(Path(image_dir) / group[0], w, h)
@@ -59,7 +81,8 @@ def create_database(database_path: Path, image_dir: Path, names: list[str], feat
                 image_ids[name] = image_id
                 # COLMAP puts the top-left pixel centre at (0.5, 0.5); ours are OpenCV (0, 0).
                 db.write_keypoints(image_id, (feats[name]["keypoints"] + 0.5).astype(np.float32))
-    logger.info("database: %d images, %d cameras (%s)", len(names), len(groups), camera_mode)
+    logger.info("database: %d images, %d cameras (%s, %d with known intrinsics)", len(names),
+                len(groups) + len(known), camera_mode, len(names) - len(rest))
     return image_ids
 
 

@@ -25,7 +25,8 @@ def configure_colmap_logging(log_dir: Path | None) -> None:
 
 
 def run_mapping(database_path: Path, image_dir: Path, models_dir: Path, mapper: str = "incremental",
-                seed: int = 0, min_model_size: int = 3) -> list[pycolmap.Reconstruction]:
+                seed: int = 0, min_model_size: int = 3, refine_intrinsics: bool = True
+                ) -> list[pycolmap.Reconstruction]:
     """Map the verified database; returns the models sorted by registered images (largest first)."""
     if mapper not in MAPPERS:
         raise InputError(f"unknown mapper '{mapper}' ({', '.join(MAPPERS)})")
@@ -38,11 +39,15 @@ def run_mapping(database_path: Path, image_dir: Path, models_dir: Path, mapper: 
         options.min_model_size = min_model_size
         options.random_seed = seed
         options.extract_colors = False  # colours are taken from our own image reader (EXIF, 16-bit)
+        options.ba_refine_focal_length = refine_intrinsics
+        options.ba_refine_extra_params = refine_intrinsics
         models = pycolmap.incremental_mapping(database_path, image_dir, models_dir, options)
     else:
         options = pycolmap.GlobalPipelineOptions()
         options.min_model_size = min_model_size
         options.random_seed = seed
+        options.mapper.bundle_adjustment.refine_focal_length = refine_intrinsics
+        options.mapper.bundle_adjustment.refine_extra_params = refine_intrinsics
         models = pycolmap.global_mapping(database_path, image_dir, models_dir, options)
     ordered = sorted(models.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()), reverse=True)
     ordered = [r for r in ordered if r.num_reg_images() >= 2 and r.num_points3D() > 0]

@@ -18,6 +18,7 @@ import yaml
 from .. import logger
 from ..errors import InputError, OutputExistsError, ReconstructionError
 from ..matchers import get_matcher
+from ..utils.cameras import read_intrinsics
 from ..utils.h5io import open_h5, read_matches, read_pairs
 from ..utils.io import list_images
 from ..utils.profiling import PeakMemory, timed
@@ -49,6 +50,7 @@ class ReconstructConfig:
     min_inliers: int = 15
     ply_remove_outliers: bool = True
     seed: int = 0
+    intrinsics: str | None = None  # hloc-format file of known cameras (kept fixed when every image has one)
     matcher_conf: dict[str, Any] = field(default_factory=dict)
 
     def matcher_settings(self) -> dict[str, Any]:
@@ -162,9 +164,10 @@ def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = N
                                    config.window, config.loop_closure, config.num_matched)
             with timed(timings, "matching"):
                 matches = match_pairs(pairs, features, out / "matches.h5", matcher)
+            known = read_intrinsics(Path(config.intrinsics)) if config.intrinsics else {}
             with timed(timings, "verification"):
                 ids = database.create_database(out / "database.db", image_dir, good, features,
-                                               config.camera_mode, config.camera_model)
+                                               config.camera_mode, config.camera_model, known)
                 n_pairs = database.import_matches(out / "database.db", ids, pairs, matches)
                 n_verified = database.verify(out / "database.db", pairs, config.verify_max_error,
                                              config.min_inliers) if n_pairs else 0
@@ -175,7 +178,7 @@ def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = N
                                           f"{best}); do the images show the same scene?")
             with timed(timings, "mapping"):
                 models = mapping.run_mapping(out / "database.db", image_dir, out / "models", config.mapper,
-                                             config.seed)
+                                             config.seed, refine_intrinsics=not all(n in known for n in good))
                 rec = models[0]
                 mapping.colorize(rec, image_dir)
                 mapping.write_model_atomic(rec, out / "sparse")

@@ -12,7 +12,10 @@ Layout written by ``generate_scene``::
 
 Mapping images follow one footage-like trajectory of the domain; queries come from a second, independent
 trajectory in the same world (other positions, other field of view, other time: moving objects and
-illumination differ).
+illumination differ). ``query_condition`` (day, night, fog, rain, dusk; see ``conditions.py``) renders the
+queries of the same world under another illumination / weather while the map stays the daytime one:
+the map images, all poses, intrinsics and depth are identical for every condition of a seed (the condition
+draws from its own random stream).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import numpy as np
 
 from ..errors import InputError, OutputExistsError
 from . import camera as cam
+from .conditions import CONDITIONS, check_condition, condition_world, post_process
 from .effects import sensor_noise
 from .render import get_renderer
 from .world import DOMAINS, build_world
@@ -70,9 +74,11 @@ def _times(world, traj, n: int, rng) -> np.ndarray:
 
 
 def generate_scene(domain: str, out_dir: Path, *, seed: int = 0, n_images: int = 40, n_queries: int = 10, width: int = 640,
-                   height: int = 480, image_ext: str = "png", overwrite: bool = False) -> Path:
+                   height: int = 480, image_ext: str = "png", overwrite: bool = False, query_condition: str = "day",
+                   trajectory: str | None = None) -> Path:
     if domain not in DOMAINS:
         raise InputError(f"unknown domain {domain!r}; choose from {', '.join(DOMAINS)}")
+    check_condition(domain, query_condition)
     if n_images < 2 or n_queries < 0:
         raise InputError("--images must be >= 2 and --queries >= 0")
     out_dir = Path(out_dir)
@@ -82,8 +88,13 @@ def generate_scene(domain: str, out_dir: Path, *, seed: int = 0, n_images: int =
         shutil.rmtree(out_dir / sub, ignore_errors=True)
     world = build_world(domain, seed)
     rng = np.random.default_rng([seed, 31337, DOMAINS.index(domain)])
+    # the condition's own random stream: `rng` draws exactly as for day queries, so poses and map images match
+    cond_rng = np.random.default_rng([seed, 4242, DOMAINS.index(domain), CONDITIONS.index(query_condition)])
+    query_world = condition_world(world, query_condition, cond_rng)
     r = get_renderer()
-    kind = world.pair_kinds[0]
+    kind = trajectory or world.pair_kinds[0]
+    if kind not in world.trajectory_kinds:
+        raise InputError(f"domain {domain!r} has no trajectory {kind!r}; choose from {', '.join(world.trajectory_kinds)}")
     cams, imgs, splits = [], [], {"map": [], "query": []}
     for split, n in (("map", n_images), ("query", n_queries)):
         if n == 0:
@@ -93,10 +104,17 @@ def generate_scene(domain: str, out_dir: Path, *, seed: int = 0, n_images: int =
         cams.append((width, height, K))
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
         (out_dir / "depth" / split).mkdir(parents=True, exist_ok=True)
+        w_split = query_world if split == "query" else world
         for k, t in enumerate(_times(world, traj, n, rng)):
             T = traj.pose(float(t))
-            f = r.render(world, T, K, width, height, t=float(t), gain=rng.uniform(0.9, 1.1) * np.ones(3))
-            rgb = sensor_noise(f.rgb, world.post.get("noise", 0.0) * 0.5, rng, shot=True)
+            f = r.render(w_split, T, K, width, height, t=float(t), gain=rng.uniform(0.9, 1.1) * np.ones(3))
+            if w_split is world:
+                rgb = sensor_noise(f.rgb, world.post.get("noise", 0.0) * 0.5, rng, shot=True)
+            else:
+                rgb = post_process(f.rgb, w_split.post, cond_rng)
+                # same draws from `rng` as a day query whenever the day query draws noise
+                noise_rng = rng if world.post.get("noise", 0.0) > 0 else cond_rng
+                rgb = sensor_noise(rgb, w_split.post.get("noise", 0.0) * 0.5, noise_rng, shot=True)
             name = f"{split}/{k + 1:06d}.{image_ext}"
             ok = cv2.imwrite(str(out_dir / "images" / name), rgb[..., ::-1])
             if not ok:
@@ -115,5 +133,6 @@ def generate_scene(domain: str, out_dir: Path, *, seed: int = 0, n_images: int =
     (out_dir / "queries_with_intrinsics.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
     (out_dir / "meta.json").write_text(json.dumps({"generator": "gimsfm.synth.scene", "domain": domain, "seed": seed,
                                                    "n_images": n_images, "n_queries": n_queries, "trajectory": kind,
-                                                   "width": width, "height": height, "units": "metres"}, indent=1))
+                                                   "width": width, "height": height, "units": "metres",
+                                                   "map_condition": "day", "query_condition": query_condition}, indent=1))
     return out_dir

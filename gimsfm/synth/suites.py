@@ -48,9 +48,18 @@ VIDEO_CORPUS = {
     "depth_every": 10,
 }
 
-BUILTIN = {"zeb-lite-synth": ZEB_LITE_SYNTH, "base-indoor": BASE_INDOOR, "video-corpus": VIDEO_CORPUS}
+LOCALIZE = {
+    "name": "localize",
+    "kind": "scene",
+    "description": "Day-night / weather localization (like Aachen Day-Night): one street world, the same daytime map "
+                   "images, queries by day, at night and in fog.",
+    "scenes": [{"name": f"street_{c}", "domain": "street", "seed": 7117, "images": 30, "queries": 10, "width": 640,
+                "height": 480, "query_condition": c} for c in ("day", "night", "fog")],
+}
+
+BUILTIN = {"zeb-lite-synth": ZEB_LITE_SYNTH, "base-indoor": BASE_INDOOR, "video-corpus": VIDEO_CORPUS, "localize": LOCALIZE}
 PRESET_FILES = {"zeb-lite-synth": "synth_zeb_lite.yaml", "base-indoor": "synth_base_indoor.yaml",
-                "video-corpus": "synth_video_corpus.yaml"}
+                "video-corpus": "synth_video_corpus.yaml", "localize": "synth_localize.yaml"}
 
 
 def pipelines_dir() -> Path:
@@ -72,8 +81,8 @@ def load_preset(name_or_path: str) -> dict:
             raise InputError(f"unknown preset {name_or_path!r}; choose from {', '.join(BUILTIN)} or a .yaml path")
         f = pipelines_dir() / PRESET_FILES[key]
         cfg = yaml.safe_load(f.read_text()) if f.is_file() else BUILTIN[key]
-    if not isinstance(cfg, dict) or cfg.get("kind") not in ("pairs", "video"):
-        raise InputError(f"malformed preset {name_or_path}: needs kind: pairs|video")
+    if not isinstance(cfg, dict) or cfg.get("kind") not in ("pairs", "video", "scene"):
+        raise InputError(f"malformed preset {name_or_path}: needs kind: pairs|video|scene")
     return cfg
 
 
@@ -136,6 +145,35 @@ def run_video_preset(cfg: dict, out: Path, overwrite: bool = False) -> list[Path
                            width=int(cfg.get("width", 640)), height=int(cfg.get("height", 480)),
                            depth_every=int(cfg.get("depth_every", 10)), overwrite=True)
             dirs.append(d)
+    return dirs
+
+
+def run_scene_preset(cfg: dict, out: Path, overwrite: bool = False) -> list[Path]:
+    """Generate every scene of a scene preset under out/<scene name>; complete scenes are kept (resumable)."""
+    from .scene import generate_scene
+
+    if cfg.get("kind") != "scene":
+        raise InputError(f"preset {cfg.get('name')} is not a scene preset (use the command for kind: {cfg.get('kind')})")
+    out = Path(out)
+    dirs = []
+    for spec in cfg["scenes"]:
+        d = out / spec["name"]
+        f = d / "suite.json"
+        if not overwrite and (d / "gt" / "images.txt").is_file() and f.is_file():
+            try:
+                if json.loads(f.read_text()) == _stamp(spec):
+                    dirs.append(d)
+                    continue
+            except (OSError, ValueError):
+                pass
+        logger.info("synth: generating scene %s (%s, %s queries)", spec["name"], spec["domain"],
+                    spec.get("query_condition", "day"))
+        generate_scene(spec["domain"], d, seed=int(spec.get("seed", 0)), n_images=int(spec.get("images", 40)),
+                       n_queries=int(spec.get("queries", 10)), width=int(spec.get("width", 640)),
+                       height=int(spec.get("height", 480)), image_ext=spec.get("image_format", "png"),
+                       query_condition=spec.get("query_condition", "day"), overwrite=True)
+        f.write_text(json.dumps(_stamp(spec)))
+        dirs.append(d)
     return dirs
 
 

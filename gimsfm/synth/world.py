@@ -99,6 +99,7 @@ class World:
     pair_kinds: tuple               # kinds used for pose pairs (never pure rotation)
     make_trajectory: Callable       # (rng, kind) -> Trajectory
     post: dict = field(default_factory=dict)  # domain post-processing defaults (noise, rain, ...)
+    lamps: list = field(default_factory=list)  # street-lamp bulb positions (switched on by the night / dusk conditions)
 
     def trajectory(self, rng: np.random.Generator, kind: str | None = None) -> cam.Trajectory:
         if kind is None:
@@ -398,7 +399,7 @@ def _street_like(rng, cat, seed, domain: str) -> World:
                                  pitch=rng.uniform(-0.05, 0.15))
 
     return World(domain, seed, m.build(), dyn, env, 0.1, 600.0, (45, 110), {"drive": 0.4, "walk": 0.45, "pan": 0.15},
-                 ("drive", "walk"), make, post=post)
+                 ("drive", "walk"), make, post=post, lamps=[np.asarray(p, np.float64) for p in lamps])
 
 
 def _terrain_like(rng, cat, seed, domain: str) -> World:
