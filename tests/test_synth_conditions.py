@@ -81,6 +81,7 @@ def test_localize_preset(tmp_path, monkeypatch):
     cfg = suites.load_preset("localize")
     assert cfg == yaml.safe_load((suites.pipelines_dir() / "synth_localize.yaml").read_text())
     assert [s["query_condition"] for s in cfg["scenes"]] == ["day", "night", "fog"]
+    assert all(s["trajectory"] == "walk" and s["images"] == 30 and s["queries"] == 10 for s in cfg["scenes"])
     assert len({s["seed"] for s in cfg["scenes"]}) == 1
     tiny = {**cfg, "scenes": [{**s, "images": 2, "queries": 1, "width": 96, "height": 72} for s in cfg["scenes"]]}
     dirs = suites.run_scene_preset(tiny, tmp_path)
@@ -104,3 +105,8 @@ def test_cli_bad_condition_is_one_line_error(tmp_path, domain, cond, msg):
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and msg in lines[0], r.stderr
     assert not (tmp_path / "s" / "gt").exists()
+
+
+def test_unknown_trajectory(tmp_path):
+    with pytest.raises(InputError, match="no trajectory 'orbit'"):
+        generate_scene("street", tmp_path / "s", n_images=2, n_queries=1, width=96, height=72, trajectory="orbit")

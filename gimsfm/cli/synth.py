@@ -92,6 +92,7 @@ def scene_cmd(
     height: int = typer.Option(480, "--height"),
     query_condition: str = typer.Option("day", "--query-condition",
                                         help="appearance of the queries (map stays day): day, night, fog, rain, dusk"),
+    trajectory: Optional[str] = typer.Option(None, "--trajectory", help="camera motion of map and queries (default: drive for street, walk indoor, ...)"),
     preset: Optional[str] = typer.Option(None, "--preset", help="named preset: localize (OUT/street_day, street_night, street_fog)"),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
@@ -104,7 +105,7 @@ def scene_cmd(
             typer.echo(str(d))
         return
     d = generate_scene(domain, out, seed=seed, n_images=images, n_queries=queries, width=width, height=height,
-                       overwrite=overwrite, query_condition=query_condition)
+                       overwrite=overwrite, query_condition=query_condition, trajectory=trajectory)
     typer.echo(str(d))
 
 

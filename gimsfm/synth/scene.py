@@ -76,6 +76,8 @@ def _times(world, traj, n: int, rng) -> np.ndarray:
 def generate_scene(domain: str, out_dir: Path, *, seed: int = 0, n_images: int = 40, n_queries: int = 10, width: int = 640,
                    height: int = 480, image_ext: str = "png", overwrite: bool = False, query_condition: str = "day",
                    trajectory: str | None = None) -> Path:
+    """A scene of `domain` (see the module docstring). trajectory: camera motion of both splits (default: the
+    domain's first pair kind, e.g. drive for street)."""
     if domain not in DOMAINS:
         raise InputError(f"unknown domain {domain!r}; choose from {', '.join(DOMAINS)}")
     check_condition(domain, query_condition)
@@ -84,17 +86,17 @@ def generate_scene(domain: str, out_dir: Path, *, seed: int = 0, n_images: int =
     out_dir = Path(out_dir)
     if (out_dir / "gt" / "images.txt").exists() and not overwrite:
         raise OutputExistsError(f"{out_dir} already holds a scene (use --overwrite)")
+    world = build_world(domain, seed)
+    kind = trajectory or world.pair_kinds[0]
+    if kind not in world.trajectory_kinds:
+        raise InputError(f"domain {domain!r} has no trajectory {kind!r}; choose from {', '.join(world.trajectory_kinds)}")
     for sub in ("images", "gt", "depth"):
         shutil.rmtree(out_dir / sub, ignore_errors=True)
-    world = build_world(domain, seed)
     rng = np.random.default_rng([seed, 31337, DOMAINS.index(domain)])
     # the condition's own random stream: `rng` draws exactly as for day queries, so poses and map images match
     cond_rng = np.random.default_rng([seed, 4242, DOMAINS.index(domain), CONDITIONS.index(query_condition)])
     query_world = condition_world(world, query_condition, cond_rng)
     r = get_renderer()
-    kind = trajectory or world.pair_kinds[0]
-    if kind not in world.trajectory_kinds:
-        raise InputError(f"domain {domain!r} has no trajectory {kind!r}; choose from {', '.join(world.trajectory_kinds)}")
     cams, imgs, splits = [], [], {"map": [], "query": []}
     for split, n in (("map", n_images), ("query", n_queries)):
         if n == 0:

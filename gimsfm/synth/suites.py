@@ -53,8 +53,9 @@ LOCALIZE = {
     "kind": "scene",
     "description": "Day-night / weather localization (like Aachen Day-Night): one street world, the same daytime map "
                    "images, queries by day, at night and in fog.",
-    "scenes": [{"name": f"street_{c}", "domain": "street", "seed": 7117, "images": 30, "queries": 10, "width": 640,
-                "height": 480, "query_condition": c} for c in ("day", "night", "fog")],
+        # walk: the drive map (forward motion, 2-4 m steps) registers only a few images; seed 7100: queries along the map
+    "scenes": [{"name": f"street_{c}", "domain": "street", "seed": 7100, "trajectory": "walk", "images": 30, "queries": 10,
+                "width": 640, "height": 480, "query_condition": c} for c in ("day", "night", "fog")],
 }
 
 BUILTIN = {"zeb-lite-synth": ZEB_LITE_SYNTH, "base-indoor": BASE_INDOOR, "video-corpus": VIDEO_CORPUS, "localize": LOCALIZE}
@@ -171,7 +172,8 @@ def run_scene_preset(cfg: dict, out: Path, overwrite: bool = False) -> list[Path
         generate_scene(spec["domain"], d, seed=int(spec.get("seed", 0)), n_images=int(spec.get("images", 40)),
                        n_queries=int(spec.get("queries", 10)), width=int(spec.get("width", 640)),
                        height=int(spec.get("height", 480)), image_ext=spec.get("image_format", "png"),
-                       query_condition=spec.get("query_condition", "day"), overwrite=True)
+                       query_condition=spec.get("query_condition", "day"), trajectory=spec.get("trajectory"),
+                       overwrite=True)
         f.write_text(json.dumps(_stamp(spec)))
         dirs.append(d)
     return dirs
