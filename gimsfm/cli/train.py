@@ -20,6 +20,8 @@ def train_cmd(
                                           "file (fp16 state dict + config) and exit."),
     speed_json: Optional[Path] = typer.Option(None, "--speed-json", help="With --export: a `gimsfm bench speed` "
                                               "results.json to include in the model card."),
+    card_only: Optional[Path] = typer.Option(None, "--card", help="Only (re)write the model card of an exported "
+                                             "weights file (next to it, .md)."),
     notes: str = typer.Option("", "--notes", help="With --export: a notes paragraph for the model card."),
     export_val: Optional[Path] = typer.Option(None, "--export-val", help="Only write the homography validation "
                                               "pairs as HPatches-layout folders under this directory and exit."),
@@ -41,9 +43,14 @@ def train_cmd(
         typer.echo(f"wrote {len(dirs)} homography validation pairs under {export_val}"
                    + (f"; depth/pose validation sets (ZEB layout): {', '.join(others)}" if others else ""))
         return
+    if card_only is not None:
+        card = write_model_card(card_only, Path(card_only).with_suffix(".md"), f"Model card: {Path(card_only).stem}",
+                                speed_json, notes)
+        typer.echo(f"model card: {card}")
+        return
     if export is not None:
         info = export_weights(trainer.ckpt_path, export)
-        card = write_model_card(trainer.ckpt_path, Path(export).with_suffix(".md"), f"Model card: {Path(export).stem}",
+        card = write_model_card(export, Path(export).with_suffix(".md"), f"Model card: {Path(export).stem}",
                                 speed_json, notes)
         typer.echo(f"model card: {card}")
         typer.echo(f"exported iteration {info['iteration']} ({info['elapsed_s'] / 60:.1f} min trained) to {export}")

@@ -431,7 +431,7 @@ def export_weights(ckpt_path: Path, out_path: Path, half: bool = True, extra: di
     sd = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ck["model"].items()}
     hist = ck.get("history", {})
     info = {"iteration": ck["iteration"], "elapsed_s": ck["elapsed_s"], "hardware": ck.get("hardware"),
-            "preset": ck["preset"], "val": hist.get("val", [])[-1:] , "val_baseline_sift_nn": hist.get("baseline"),
+            "preset": ck["preset"], "val_history": hist.get("val", []), "val_baseline_sift_nn": hist.get("baseline"),
             **(extra or {})}
     obj = {"model_name": ck["model_name"], "conf": ck["model_conf"], "state_dict": sd, "info": info}
     atomic_torch_save(obj, Path(out_path))
@@ -443,6 +443,13 @@ def write_model_card(ckpt_path: Path, card_path: Path, title: str, speed_json: P
     """Model card from what the checkpoint measured: data, steps, wall time, hardware, validation history
     (model vs sift-nn on the same pairs) and, if given, a `gimsfm bench speed` results.json."""
     ck = torch.load(Path(ckpt_path), map_location="cpu", weights_only=False)
+    if "state_dict" in ck:  # an exported weights file: describe exactly these weights
+        info = ck["info"]
+        ck = {"preset": info["preset"], "model": ck["state_dict"], "model_name": ck["model_name"],
+              "model_conf": ck["conf"], "iteration": info["iteration"], "elapsed_s": info["elapsed_s"],
+              "hardware": info.get("hardware"),
+              "history": {"val": info.get("val_history", info.get("val", [])),
+                          "baseline": info.get("val_baseline_sift_nn", {})}}
     p, hist = ck["preset"], ck.get("history", {})
     n_params = sum(v.numel() for k, v in ck["model"].items() if "confidence_thresholds" not in k)
     d = p["data"]
