@@ -247,3 +247,22 @@ def test_train_cli_bad_preset(tmp_path):
     bad.write_text("name: x\nbogus_key: 1\n")
     r = _cli("train", "--preset", str(bad))
     assert r.returncode != 0 and "bogus_key" in r.stderr
+
+
+def test_compact_checkpoint_roundtrip():
+    """The committed checkpoint keeps fp32 weights and bf16 Adam moments, and expands back for resuming."""
+    from gimsfm.train.trainer import compact_state, expand_state
+
+    model = torch.nn.Linear(8, 4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(3, 8)).sum().backward()
+    opt.step()
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "iteration": 1}
+    slim = compact_state(state)
+    assert slim["optimizer"]["state"][0]["exp_avg"].dtype == torch.bfloat16
+    assert slim["model"]["weight"].dtype == torch.float32
+    full = expand_state(slim)
+    opt2 = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt2.load_state_dict(full["optimizer"])
+    a, b = opt.state_dict()["state"][0]["exp_avg"], opt2.state_dict()["state"][0]["exp_avg"]
+    assert torch.allclose(a, b, rtol=1e-2, atol=1e-6)
