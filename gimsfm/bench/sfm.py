@@ -9,7 +9,7 @@ import numpy as np
 import pycolmap
 
 from .. import logger
-from ..errors import GimsfmError, InputError
+from ..errors import InputError, ReconstructionError
 from ..geometry.evaluation import angle_error_mat, angle_error_vec
 from ..utils.io import resolve_dir
 from ..utils.profiling import PeakMemory
@@ -160,9 +160,7 @@ def bench_scene(scene: Path, matcher: str, out: Path, config_overrides: dict[str
         try:
             reconstruct(resolve_dir(scene / "images"), out, config, overwrite=overwrite)
             rec = pycolmap.Reconstruction(str(out / "sparse"))
-        except GimsfmError as exc:
-            if isinstance(exc, InputError):
-                raise
+        except ReconstructionError as exc:  # a failed model scores 0; bad input or a stale OUT stops the run
             error = str(exc)
             logger.warning("%s / %s failed: %s", scene.name, matcher, error)
     result = evaluate_model(rec, gt)

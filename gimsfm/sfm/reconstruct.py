@@ -112,7 +112,9 @@ def _prepare_out(out: Path, image_dir: Path, config: ReconstructConfig, overwrit
             previous = json.loads(run_file.read_text())
         except json.JSONDecodeError:
             previous = {}
-        if previous.get("config") != asdict(config) or previous.get("image_dir") != str(image_dir):
+        # Settings added in a newer gimsfm take their defaults, so older runs still resume.
+        before = {**asdict(ReconstructConfig()), **previous.get("config", {})}
+        if before != asdict(config) or previous.get("image_dir") != str(image_dir):
             raise OutputExistsError(f"{out} holds a run with other settings or images; "
                                     "use --overwrite to redo it, or another --out")
         logger.info("resuming the run in %s", out)

@@ -318,7 +318,8 @@ class DepthPoseSource(PairSource):
 
 
 def build_source(spec: dict[str, Any], split: str, cache_dir: Path, seed: int, sift_conf: dict) -> PairSource | None:
-    """One source of the preset (`type: homography | depth`); None if an optional source is missing."""
+    """One source of the preset (`type: homography | depth | video_labels`); None if an optional source is
+    missing (or a video_labels split is empty, e.g. no held-out video in a one-video store)."""
     kind = spec.get("type")
     name = f"{spec.get('name', kind)}-{split}"
     n = int(spec.get(f"n_{split}", spec.get("n_pairs", 0)) or 0)
@@ -334,7 +335,22 @@ def build_source(spec: dict[str, Any], split: str, cache_dir: Path, seed: int, s
                 return None
             raise InputError(f"depth source {spec.get('name')}: no pairs.txt under {root}")
         return DepthPoseSource(name, cache_dir, n, seed, sift_conf, root, spec.get("rel_depth_th", 0.05))
-    raise InputError(f"unknown data source type '{kind}' (expected homography or depth)")
+    if kind == "video_labels":
+        from .video_labels import VideoLabelSource
+
+        root = spec.get(f"{split}_root") or spec.get("root")  # `val_root`: a separate held-out store
+        if not root or not resolve_path(root).is_dir():
+            if spec.get("optional", False):
+                logger.warning("source %s (%s split) not available at %s: skipped", spec.get("name"), split, root)
+                return None
+            raise InputError(f"video_labels source {spec.get('name')}: label store not found: {root}")
+        src = VideoLabelSource(name, cache_dir, n, seed, sift_conf, root, split=split,
+                               augment=spec.get("augment", True), n_aug=int(spec.get("n_aug", 8)),
+                               label_radius=float(spec.get("label_radius", 2.5)),
+                               val_fraction=float(spec.get("val_fraction", 0.1)), max_videos=spec.get("max_videos"),
+                               all_videos=bool(spec.get(f"{split}_root")))
+        return src if len(src) else None
+    raise InputError(f"unknown data source type '{kind}' (expected homography, depth or video_labels)")
 
 
 # ----------------------------------------------------------------------------------------------------------

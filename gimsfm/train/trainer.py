@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "optim": {"lr": 2e-4, "warmup": 200, "decay_start": 10**9, "decay_every": 20000, "decay": 0.5,
               "weight_decay": 0.0, "grad_clip": 1.0},
     "train": {"max_iters": 100000, "threads": 1, "log_every": 25, "val_every": 2000, "ckpt_every_s": 240,
-              "max_time_s": None},
+              "max_time_s": None, "init_from": None},
     "val": {"n_kpts": 1024, "max_pairs": 100, "ransac_px": 3.0},
     "export": {"path": None},
 }
@@ -184,15 +184,17 @@ def evaluate(model, val_sources, conf: dict, data_conf: dict, baseline: bool = F
             k0, k1 = s["kpts0"][pred], s["kpts1"][m0[pred]]
             if "H" in r:
                 errs.append(homography_corner_error(k0, k1, r["H"], r["size0"], conf["ransac_px"]))
-            else:
+            elif "K0" in r:
                 errs.append(relative_pose_error(k0, k1, r["K0"], r["K1"], r["T_0to1"]))
+            # video label pairs have no geometric GT: precision / recall only
         key = src.name.rsplit("-", 1)[0]
         res[f"{key}/precision"] = float(np.mean(prec)) if prec else 0.0
         res[f"{key}/recall"] = float(np.mean(rec)) if rec else 0.0
         res[f"{key}/matches"] = float(np.mean(n_match)) if n_match else 0.0
         ths = (3, 5, 10) if src.kind == "homography" else (5, 10, 20)
         for t, a in zip(ths, pose_auc(errs, ths) if errs else [0.0] * 3):
-            res[f"{key}/auc@{t}"] = a
+            if src.kind != "video_labels":
+                res[f"{key}/auc@{t}"] = a
         res[f"{key}/pairs"] = n
     if not baseline and val_sources:
         res["ms_per_pair"] = 1000 * t_model / max(1, sum(min(len(s), conf["max_pairs"]) for s in val_sources))
@@ -234,6 +236,28 @@ class Trainer:
         d = self.p["data"]
         self.train_data = MixedPairs(tr, w, d["n_kpts"], int(self.p["seed"]), d["pos_th"], d["neg_th"])
         self.val_sources, _ = self._sources("val")
+
+    def init_weights(self) -> Path | None:
+        """Start a NEW run from exported weights (`train.init_from`, e.g. the base model for GIM training).
+        The architecture must match the preset's model; the optimizer starts fresh."""
+        src = self.p["train"].get("init_from")
+        if not src:
+            return None
+        path = resolve_path(src, self.root)
+        if not path.is_file():
+            raise InputError(f"train.init_from: weights not found: {path}")
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+        sd = obj.get("state_dict", obj.get("model"))  # exported weights or a (compact) checkpoint
+        if sd is None:
+            raise InputError(f"train.init_from: {path} holds no state_dict / model")
+        sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+        try:
+            self.model.load_state_dict(sd)
+        except RuntimeError as exc:
+            raise InputError(f"train.init_from: {path} does not fit the preset's model "
+                             f"({str(exc).splitlines()[0]}); use the same model.conf as that run") from None
+        logger.info("initialised from %s", path)
+        return path
 
     # -- checkpoints
     def state(self, it: int, elapsed: float, history: dict) -> dict[str, Any]:
@@ -352,6 +376,8 @@ class Trainer:
             self._csv("train_log.csv", {}, truncate_after=start)
             if (self.out / "val_log.csv").exists():
                 self._csv("val_log.csv", {}, truncate_after=start)
+        else:  # a new run (resuming keeps the checkpoint's weights, never re-initialises)
+            self.init_weights()
         end = int(max_iters if max_iters is not None else t["max_iters"])
         d = self.p["data"]
         base = history.setdefault("baseline", {})
