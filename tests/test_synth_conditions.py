@@ -80,10 +80,13 @@ def test_localize_preset(tmp_path, monkeypatch):
 
     cfg = suites.load_preset("localize")
     assert cfg == yaml.safe_load((suites.pipelines_dir() / "synth_localize.yaml").read_text())
-    assert [s["query_condition"] for s in cfg["scenes"]] == ["day", "night", "fog"]
-    assert all(s["trajectory"] == "walk" and s["images"] == 30 and s["queries"] == 10 for s in cfg["scenes"])
-    assert len({s["seed"] for s in cfg["scenes"]}) == 1
-    tiny = {**cfg, "scenes": [{**s, "images": 2, "queries": 1, "width": 96, "height": 72} for s in cfg["scenes"]]}
+    names = [s["name"] for s in cfg["scenes"]]
+    assert names == ["indoor_day", "indoor_dusk", "indoor_night", "street_day", "street_night", "street_fog"]
+    assert all(s["images"] == 30 and s["queries"] == 10 for s in cfg["scenes"])
+    for world in ("indoor", "street"):  # one map per world: same seed across its conditions
+        assert len({s["seed"] for s in cfg["scenes"] if s["domain"] == world}) == 1
+    street = [s for s in cfg["scenes"] if s["domain"] == "street"]
+    tiny = {**cfg, "scenes": [{**s, "images": 2, "queries": 1, "width": 96, "height": 72} for s in street]}
     dirs = suites.run_scene_preset(tiny, tmp_path)
     assert [d.name for d in dirs] == ["street_day", "street_night", "street_fog"]
     stamp = (dirs[0] / "gt" / "images.txt").stat().st_mtime_ns

@@ -13,8 +13,14 @@ import yaml
 
 from gimsfm.train import labels as L
 from gimsfm.train.datasets import make_sample
-from gimsfm.train.video_labels import (AUGMENT_DEFAULTS, VideoLabelSource, project_labels, split_videos,
-                                       strong_augment, warp_labels)
+from gimsfm.train.video_labels import (
+    AUGMENT_DEFAULTS,
+    VideoLabelSource,
+    project_labels,
+    split_videos,
+    strong_augment,
+    warp_labels,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_VIDEO = REPO / "tests" / "data" / "train_tiny_video.yaml"
@@ -118,15 +124,25 @@ def test_video_label_source(label_store, tmp_path):
     rec = src.get(1)
     assert np.array_equal(src.build(1)["kpts1"], rec["kpts1"])  # same (pair, augmentation) -> same record
     assert not np.array_equal(rec["A"], src.get(0)["A"])  # the pool holds different augmentations
-    s = make_sample(rec, 256, None)
-    assert (s["gt0"] >= 0).sum() >= 10 and (s["gt0"] == L.IGNORE).sum() > 0
-    # Positives agree with the labels: kpts1 near A(partner of the nearest label).
-    pos = s["gt0"] >= 0
-    err = np.linalg.norm(s["p01"][pos] - s["kpts1"][s["gt0"][pos]], axis=1)
-    assert err.max() < 3.0
+    n_pos = 0
+    for i in range(len(src)):  # some warps are harsh (rotation, zoom 0.6): count positives over the pool
+        s = make_sample(src.get(i), 256, None)
+        pos = s["gt0"] >= 0
+        n_pos += pos.sum()
+        assert (s["gt0"] == L.IGNORE).sum() > 0  # keypoints away from the sparse labels
+        # Positives agree with the labels: kpts1 near A(partner of the nearest label).
+        err = np.linalg.norm(s["p01"][pos] - s["kpts1"][s["gt0"][pos]], axis=1)
+        assert (err < 3.0).all()
+    assert n_pos >= 20
     plain = VideoLabelSource("v-train", tmp_path / "cache", 2, 0, {"max_keypoints": 512}, label_store,
                              augment=False, n_aug=8)
     assert len(plain) == 2 and np.array_equal(plain.get(0)["A"], np.eye(3))
+    assert (make_sample(plain.get(0), 256, None)["gt0"] >= 0).sum() >= 20
+    # cache: false computes each draw (nothing written), reproducibly
+    fresh = VideoLabelSource("v-fresh", tmp_path / "cache2", 1, 0, {"max_keypoints": 512}, label_store,
+                             n_aug=1000, cache=False)
+    assert len(fresh) == 1000 and np.array_equal(fresh.get(5)["A"], fresh.get(5)["A"])
+    assert not any(fresh.cache_dir.iterdir())
 
 
 # ------------------------------------------------------------------------------------------- training
@@ -156,7 +172,7 @@ def test_train_cli_video_smoke(label_store, tmp_path):
             torch.testing.assert_close(tr.model.state_dict()[k], v.half().float())
 
     r = subprocess.run([sys.executable, "-m", "gimsfm", "train", "--preset", str(preset), "--no-progress"],
-                       capture_output=True, text=True, cwd=REPO, timeout=120)
+                       check=False, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
     val = (tmp_path / "run" / "val_log.csv").read_text()
     assert "video/precision" in val and "video/auc" not in val

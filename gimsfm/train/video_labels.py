@@ -17,12 +17,21 @@ image. So a SIFT keypoint only gets a label where there is evidence (`project_la
 - keypoints with no label point within `label_radius` are UNKNOWN, i.e. IGNORE: never asserted unmatched
   (the absence of a label is no evidence; labels are sparse).
 
-**Augmentation vs caching.** Each labelled pair has a fixed pool of `n_aug` (default 8) augmentations; record
-`idx` is (pair idx // n_aug, augmentation idx % n_aug) and is cached like every other source (features +
-projections, one .npz). SIFT then runs once per (pair, augmentation) instead of once per sample (~150 ms per
-sample on this CPU otherwise), and the per-sample keypoint subsampling + image swap of `make_sample` add
-variety on top. 8 very different warps per pair and thousands of pairs keep overfitting to a warp unlikely;
-raise `n_aug` for small label stores. `augment: false` gives one un-augmented record per pair (ablation).
+**Augmentation vs caching.** Record `idx` is (labelled pair idx // n_aug, augmentation id idx % n_aug); the
+augmentation is a pure function of (seed, video, pair, augmentation id), so every record is reproducible.
+Two modes, chosen per source by the size of the label store relative to the samples a run draws:
+
+- `cache: true` (default), a fixed pool of `n_aug` (8) augmentations per pair, each cached like the other
+  sources (features + projections, one .npz of ~0.3 MB): SIFT runs once per (pair, augmentation) instead of
+  once per sample (two SIFTs + warp, ~150-200 ms on this CPU). Right for small stores whose records are drawn
+  many times (e.g. the real clips: ~1k pairs x 8 = ~2.6 GB). `make_sample`'s keypoint subsampling and image
+  swap add variety on top.
+- `cache: false`, nothing is stored and every record is computed when drawn; with a large `n_aug` (e.g. 1000)
+  each draw is a fresh augmentation. Right for large stores (the 64-video synthetic corpus: ~35k pairs, drawn
+  about once each in a run, where a cache would cost ~100 GB and save nothing).
+
+Validation records are never augmented (stable numbers) and always cached. `augment: false` gives one
+un-augmented record per pair (ablation "without strong augmentation").
 """
 from __future__ import annotations
 
@@ -138,9 +147,11 @@ def _anchor(kpts: np.ndarray, lab_src: np.ndarray, lab_dst: np.ndarray, radius: 
     ok = np.zeros(len(kpts), bool)
     if len(kpts) == 0 or len(lab_src) == 0:
         return out, ok
-    d2 = ((kpts[:, None, :] - lab_src[None].astype(np.float64)) ** 2).sum(-1)  # (N, M), N, M ~ 1000
-    nn = d2.argmin(1)
-    ok = d2[np.arange(len(kpts)), nn] <= radius ** 2
+    from scipy.spatial import cKDTree
+
+    # A tree, not an (N, M) distance matrix: fused multi-method labels reach several thousand per pair.
+    dist, nn = cKDTree(lab_src).query(kpts, k=1)
+    ok = dist <= radius
     out = lab_dst[nn].astype(np.float64) + (kpts - lab_src[nn])
     return out, ok
 
@@ -189,7 +200,7 @@ def _stable_keys(root: Path, video_ids: list[str]) -> dict[str, str]:
 
 
 def split_videos(video_ids: list[str], split: str, val_fraction: float = 0.1,
-                 max_videos: int | float | None = None, keys: dict[str, str] | None = None) -> list[str]:
+                 max_videos: float | None = None, keys: dict[str, str] | None = None) -> list[str]:
     """Held-out validation videos (the first ceil(val_fraction * n) in hash order, none if only one video),
     training videos the rest, optionally limited to `max_videos` (a count, or a fraction if < 1)."""
     order = _hash_order(video_ids, keys)
@@ -198,7 +209,7 @@ def split_videos(video_ids: list[str], split: str, val_fraction: float = 0.1,
         return order[:n_val]
     train = order[n_val:]
     if max_videos:
-        n = int(round(max_videos * len(train))) if max_videos < 1 else int(max_videos)
+        n = round(max_videos * len(train)) if max_videos < 1 else int(max_videos)
         train = train[:max(n, 1)]
     return train
 
@@ -210,8 +221,8 @@ class VideoLabelSource(PairSource):
 
     def __init__(self, name: str, cache_dir: Path, n_pairs: int, seed: int, sift_conf: dict, root: str | Path,
                  split: str = "train", augment: dict | bool | None = True, n_aug: int = 8,
-                 label_radius: float = 2.5, val_fraction: float = 0.1, max_videos: int | float | None = None,
-                 all_videos: bool = False):
+                 label_radius: float = 2.5, val_fraction: float = 0.1, max_videos: float | None = None,
+                 all_videos: bool = False, cache: bool = True):
         self.root = resolve_path(root)
         if not self.root.is_dir():
             raise InputError(f"label store not found: {self.root} (make it with `gimsfm label VIDEOS --out ...`)")
@@ -230,6 +241,7 @@ class VideoLabelSource(PairSource):
             self.augment = None
         self.label_radius = float(label_radius)
         self.split = split
+        self.cache = cache or split != "train"
         super().__init__(name, cache_dir, len(self.pairs) * self.n_aug, seed, sift_conf)
 
     def _list_pairs(self, keys: dict[str, str]) -> list[tuple[str, str]]:
@@ -245,6 +257,9 @@ class VideoLabelSource(PairSource):
     def _cache_key(self) -> Any:
         return (self.seed, str(self.root), tuple(self.pairs), sorted((self.augment or {}).items()), self.n_aug,
                 self.label_radius)
+
+    def get(self, idx: int) -> dict[str, np.ndarray]:
+        return super().get(idx) if self.cache else self.build(idx)
 
     def load_pair(self, i: int) -> dict[str, Any]:
         """Frames (RGB) and labels of labelled pair i."""
