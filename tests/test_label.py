@@ -117,3 +117,10 @@ def test_label_cli_bad_input(tmp_path):
                               capture_output=True, text=True)
         assert proc.returncode != 0 and "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_magsac_degenerate_input_has_no_model():
+    pts = np.tile(np.array([[10.0, 20.0]], np.float32), (30, 1))  # all points identical
+    assert not magsac_fundamental_inliers(pts, pts + 5, 0.5).any()
+    line = np.c_[np.arange(30.0), np.arange(30.0)].astype(np.float32)  # collinear
+    magsac_fundamental_inliers(line, line * 1.1, 0.5)  # must not raise

@@ -12,8 +12,11 @@ def magsac_fundamental_inliers(k0: np.ndarray, k1: np.ndarray, thresh_px: float 
     if len(k0) < 8:
         return mask
     cv2.setRNGSeed(0)
-    F, m = cv2.findFundamentalMat(k0.astype(np.float64), k1.astype(np.float64), cv2.USAC_MAGSAC, thresh_px,
-                                  confidence, max_iters)
+    try:
+        F, m = cv2.findFundamentalMat(k0.astype(np.float64), k1.astype(np.float64), cv2.USAC_MAGSAC, thresh_px,
+                                      confidence, max_iters)
+    except cv2.error:  # degenerate sets (e.g. all points on a line or coincident) have no model
+        return mask
     if F is None or m is None or F.shape != (3, 3):
         return mask
     return m.ravel().astype(bool)

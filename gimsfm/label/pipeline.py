@@ -203,8 +203,9 @@ def label_videos(inputs: list[Path], out_root: Path, config: LabelConfig, worker
         for j in tqdm(jobs, desc="videos", unit="video"):
             try:
                 label_video(Path(j[0]), out_root, config, methods)
-            except InputError as exc:
-                failures[j[0]] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - one bad video must not stop the others
+                logger.debug("labelling %s failed", j[0], exc_info=True)
+                failures[j[0]] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     for src, msg in failures.items():
         logger.warning("failed to label %s: %s", src, msg)
     return write_index(out_root, failures)
