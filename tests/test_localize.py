@@ -38,12 +38,14 @@ def test_localize_queries_and_failures(demo_map):
     q.mkdir()
     for n in query_names:
         shutil.copy(DEMO / n, q / n)
-    shutil.copy(DEMO / map_names[3], q / "again.jpg")  # a map image under another name: known pose
+    rec = pycolmap.Reconstruction(str(root / "map" / "sparse"))
+    assert rec.num_reg_images() >= 7
+    known = sorted(rec.image(i).name for i in rec.reg_image_ids())[len(map_names) // 2]
+    shutil.copy(DEMO / known, q / "again.jpg")  # a registered map image under another name: known pose
     Image.fromarray(data.astronaut()).save(q / "elsewhere.png")  # another place entirely
     (q / "corrupt.jpg").write_bytes(b"\xff\xd8\xff" + b"\x00" * 50)
     # Known intrinsics for the map image (from the map), estimated focal for the others.
-    rec = pycolmap.Reconstruction(str(root / "map" / "sparse"))
-    cam = rec.camera(rec.find_image_with_name(map_names[3]).camera_id)
+    cam = rec.camera(rec.find_image_with_name(known).camera_id)
     (root / "intrinsics.txt").write_text(f"again.jpg {cam.model.name} {cam.width} {cam.height} "
                                          + " ".join(map(str, cam.params)) + "\n")
     run_cli("localize", "--map", root / "map", "--queries", q, "--out", root / "poses.txt",
@@ -58,7 +60,7 @@ def test_localize_queries_and_failures(demo_map):
     assert not log["corrupt.jpg"]["success"] and "corrupt.jpg" not in poses
     # The map image posed as a query lands on its own map pose.
     T = np.eye(4)
-    T[:3] = rec.find_image_with_name(map_names[3]).cam_from_world().matrix()
+    T[:3] = rec.find_image_with_name(known).cam_from_world().matrix()
     centre = lambda M: -M[:3, :3].T @ M[:3, 3]  # noqa: E731
     scene_size = np.ptp(np.array([p.xyz for p in rec.points3D.values()]), axis=0).max()
     assert log["again.jpg"]["camera"] == "file"
