@@ -43,6 +43,12 @@ class SiftExtractor:
             edgeThreshold=self.conf["edge_threshold"],
         )
 
+    @property
+    def key(self) -> str:
+        """Identifies the settings: matchers whose extractors share a key can share a features.h5."""
+        c = self.conf
+        return f"sift-root{int(c['root'])}-n{c['max_keypoints']}-r{c['resize_max']}-c{c['contrast_threshold']}"
+
     def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
         grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         h, w = grey.shape[:2]

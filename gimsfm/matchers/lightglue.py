@@ -70,8 +70,7 @@ class SiftLightGlue(Matcher):
 
     @property
     def feature_key(self) -> str:
-        c = self.extractor.conf
-        return f"sift-root{int(c['root'])}-n{c['max_keypoints']}-r{c['resize_max']}-c{c['contrast_threshold']}"
+        return self.extractor.key
 
     def extract(self, image: np.ndarray) -> dict[str, np.ndarray]:
         return self.extractor(image)
