@@ -190,7 +190,6 @@ class LightGlueModel(nn.Module):
     def predict(self, batch: dict[str, torch.Tensor], prune: bool = True) -> dict[str, torch.Tensor]:
         """matches0 (B, M) int64 (-1 = unmatched), scores0 (B, M); `stop` = layers run. With prune=True and one
         unpadded pair this is kornia's forward with early stopping + point pruning."""
-        B = batch["keypoints0"].shape[0]
         mask0, mask1 = batch.get("mask0"), batch.get("mask1")
         padded = mask0 is not None and not (bool(mask0.all()) and bool(mask1.all()))
         if prune and not padded:

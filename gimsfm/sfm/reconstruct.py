@@ -13,12 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .. import logger
 from ..errors import InputError, OutputExistsError, ReconstructionError
 from ..matchers import get_matcher
 from ..utils.cameras import read_intrinsics
+from ..utils.config import read_yaml_mapping
 from ..utils.h5io import open_h5, read_matches, read_pairs
 from ..utils.io import list_images
 from ..utils.profiling import PeakMemory, timed
@@ -78,13 +77,7 @@ def load_preset(preset: str | Path) -> dict[str, Any]:
         path = REPO_PIPELINES / f"{preset}.yaml"
     if not path.is_file():
         raise InputError(f"preset not found: {preset}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"preset {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"preset {path} must be a mapping")
-    return data
+    return read_yaml_mapping(path)
 
 
 def _prepare_out(out: Path, image_dir: Path, config: ReconstructConfig, overwrite: bool) -> None:

@@ -26,6 +26,7 @@ import yaml
 from .. import logger
 from ..errors import InputError, OutputExistsError
 from ..models import build_model
+from ..utils.config import read_yaml_mapping
 from . import labels as L
 from .datasets import MixedPairs, build_source, collate, make_sample, resolve_path
 
@@ -61,14 +62,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 def load_preset(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"preset not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"preset {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"preset {path} must be a mapping")
+    raw = read_yaml_mapping(path)
     unknown = set(raw) - set(DEFAULTS)
     if unknown:
         raise InputError(f"preset {path}: unknown key(s) {', '.join(sorted(unknown))}")
