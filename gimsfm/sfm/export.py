@@ -72,7 +72,7 @@ def render_preview(rec: pycolmap.Reconstruction, path: Path, title: str = "") ->
     scale = 0.08 * float(np.max(np.abs(np.concatenate([p, c])[:, :2]))) if len(p) else 1.0
     fig, axes = plt.subplots(1, 2, figsize=(12, 6))
     for ax, (i, j), name in zip(axes, [(0, 1), (0, 2)], ["top (along thinnest axis)", "side"]):
-        ax.scatter(p[:, i], -p[:, j], s=0.6, c=rgb / 255.0 if len(rgb) else None, linewidths=0)
+        ax.scatter(p[:, i], -p[:, j], s=2.0, c=rgb / 255.0 if len(rgb) else None, linewidths=0)
         ax.scatter(c[:, i], -c[:, j], s=18, c="red", marker="^", label="cameras")
         ax.quiver(c[:, i], -c[:, j], v[:, i] * scale, -v[:, j] * scale, color="red", angles="xy",
                   scale_units="xy", scale=1, width=0.003)

@@ -179,7 +179,8 @@ def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = N
                 mapping.write_model_atomic(rec, out / "sparse")
             with timed(timings, "export"):
                 _, n_ply = export.export_ply(rec, out / "points.ply", config.ply_remove_outliers)
-                export.render_preview(rec, out / "preview.png", f"{image_dir.name}: {rec.num_reg_images()}/"
+                scene = image_dir.parent.name if image_dir.name == "images" else image_dir.name
+                export.render_preview(rec, out / "preview.png", f"{scene}: {rec.num_reg_images()}/"
                                       f"{len(names)} images, {rec.num_points3D()} points ({config.matcher})")
         registered = {rec.image(i).name for i in rec.reg_image_ids()}
         summary.update(export.model_stats(rec))

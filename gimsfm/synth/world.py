@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import camera as cam
-from .mesh import MeshBuilder
+from .mesh import MeshBuilder, variation_rng
 from .textures import TextureCatalog, fbm, get_catalog
 
 DOMAINS = ("indoor", "street", "terrain", "aerial", "object", "underwater", "night", "fog")
@@ -137,7 +137,7 @@ def _random_loop(rng, cx, cy, rx, ry, n=7, jitter=0.25) -> cam.Path2D:
 
 
 def _person(rng, mb_cat: TextureCatalog) -> np.ndarray:
-    m = MeshBuilder()
+    m = MeshBuilder(vary=variation_rng(rng))
     cloth = mb_cat.pick(rng, "fabric")
     h = rng.uniform(1.55, 1.9)
     m.add_box([0, 0, 0.45 * h / 1.75], [0.3, 0.22, 0.9 * h / 1.75], layers=mb_cat.pick(rng, "fabric"), tint=rng.uniform(0.3, 1.0, 3))
@@ -147,7 +147,7 @@ def _person(rng, mb_cat: TextureCatalog) -> np.ndarray:
 
 
 def _vehicle(rng, cat: TextureCatalog) -> np.ndarray:
-    m = MeshBuilder()
+    m = MeshBuilder(vary=variation_rng(rng))
     L, W = rng.uniform(3.8, 5.0), rng.uniform(1.7, 2.0)
     paint = rng.uniform(0.15, 1.0, 3)
     m.add_box([0, 0, 0.65], [L, W, 0.7], layers=cat.pick(rng, "plaster"), tint=paint)
@@ -164,7 +164,7 @@ def _vehicle(rng, cat: TextureCatalog) -> np.ndarray:
 def _indoor(rng, cat: TextureCatalog, seed: int) -> World:
     W, D, H = rng.uniform(6, 12), rng.uniform(5, 10), rng.uniform(2.6, 3.2)
     office = rng.random() < 0.5
-    m = MeshBuilder()
+    m = MeshBuilder(vary=variation_rng(rng))
     wall_layers = {}
     for f in "xXyY":
         if rng.random() < 0.45:
@@ -287,7 +287,7 @@ def _indoor(rng, cat: TextureCatalog, seed: int) -> World:
 def _street_geometry(rng, cat: TextureCatalog, night: bool = False):
     A, B = rng.uniform(70, 120), rng.uniform(50, 90)
     road_w, side_w = rng.uniform(7, 11), rng.uniform(2.5, 4.0)
-    m = MeshBuilder()
+    m = MeshBuilder(vary=variation_rng(rng))
     asphalt, pave = cat.pick(rng, "asphalt"), cat.pick(rng, "tile", "brick")
     R_out = road_w / 2
     # ground: big grass/pave plane under everything, then road ring and sidewalks on top
@@ -412,7 +412,7 @@ def _terrain_like(rng, cat, seed, domain: str) -> World:
     ground = _bilinear(xs, ys, H)
     slope = np.hypot(*np.gradient(H, xs[1] - xs[0]))
     cell_slope = slope[:-1, :-1]
-    m = MeshBuilder()
+    m = MeshBuilder(vary=variation_rng(rng))
     if under:
         l_flat, l_steep = [cat.pick(rng, "sand"), cat.pick(rng, "gravel", "rock")], [cat.pick(rng, "rock", "gravel")]
     else:
@@ -449,7 +449,7 @@ def _terrain_like(rng, cat, seed, domain: str) -> World:
         a = np.array([*rng.uniform(-half / 3, half / 3, 2), 0.0])
         b = np.array([*rng.uniform(-half / 3, half / 3, 2), 0.0])
         if under:
-            fm = MeshBuilder()
+            fm = MeshBuilder(vary=variation_rng(rng))
             fm.add_blob(rng, [0, 0, 0], [0.35, 0.12, 0.18], cat.pick(rng, "coral", "fabric"), tint=rng.uniform(0.5, 1.4, 3), roughness=0.1)
             fm.add_cylinder([-0.35, 0, -0.1], 0.1, 0.2, cat.pick(rng, "coral"), segments=4, top_radius=0.0)
             a[2] = b[2] = rng.uniform(0.8, 2.5)
@@ -496,7 +496,7 @@ def _terrain_like(rng, cat, seed, domain: str) -> World:
 
 def _aerial(rng, cat, seed) -> World:
     half = 400.0
-    m = MeshBuilder()
+    m = MeshBuilder(vary=variation_rng(rng))
     cell = 40.0
     n = int(2 * half / cell)
     ground_layers = ["grass", "sand", "gravel", "roof", "tile", "asphalt", "photo"]
@@ -544,7 +544,7 @@ def _aerial(rng, cat, seed) -> World:
 
 
 def _object(rng, cat, seed) -> World:
-    m = MeshBuilder()
+    m = MeshBuilder(vary=variation_rng(rng))
     indoor = rng.random() < 0.5
     floor = cat.pick(rng, "wood", "tile") if indoor else cat.pick(rng, "grass", "gravel", "sand", "tile")
     m.add_quad([-20, -20, 0], [20, -20, 0], [20, 20, 0], [-20, 20, 0], floor, uv_scale=rng.uniform(0.08, 0.15))
