@@ -66,6 +66,38 @@ def test_depth_matches_analytic_plane():
     assert ((expected > 0) == (f.depth > 0)).mean() > 0.999  # sky / ground split at the right pixels
 
 
+def _two_facades(vary):
+    """Two identical 4 x 3 m facades (same photo layer, same tint, stretched like the street facades) side by
+    side, seen frontally; returns the two rendered patches (grey, float)."""
+    m = MeshBuilder(vary=vary)
+    for x0 in (-4.5, 0.5):
+        m.add_quad([x0, 0, 0], [x0 + 4, 0, 0], [x0 + 4, 0, 3], [x0, 0, 3], layer=0, stretch=True)
+    world = World("test", 0, m.build(), [], Environment(), 0.05, 500.0, (60, 60), {"pan": 1}, ("pan",), lambda r, k: None)
+    w, h = 200, 50
+    K = cam.intrinsics(w, h, 90)
+    T = cam.look_dir([0.0, -5.0, 1.5], yaw=np.pi / 2, pitch=0.0)
+    f = get_renderer().render(world, T, K, w, h)
+    assert (f.depth > 0).mean() > 0.4
+    g = cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    cols = np.flatnonzero((f.depth > 0).all(0))
+    left, right = cols[cols < w // 2], cols[cols >= w // 2]
+    n = min(len(left), len(right))
+    return g[:, left[:n]], g[:, right[-n:]], f
+
+
+def test_instances_of_the_same_texture_look_different():
+    """Per-instance appearance variation (UV window / flip, tint jitter): two facades with the same layer
+    differ in a world built with a variation generator, are identical without one, and the variation is
+    deterministic (same generator seed -> same pixels)."""
+    a0, b0, _ = _two_facades(None)
+    assert np.abs(a0 - b0).mean() < 1.0  # no variation: pixel-identical copies
+    a1, b1, f1 = _two_facades(np.random.default_rng(5))
+    assert np.abs(a1 - b1).mean() > 10.0
+    assert np.corrcoef(a1.ravel(), b1.ravel())[0, 1] < 0.9
+    _, _, f2 = _two_facades(np.random.default_rng(5))
+    assert np.array_equal(f1.rgb, f2.rgb)
+
+
 def test_reprojection_agrees_with_rendered_pixels():
     f0, f1, K0, K1, T01 = _two_views()
     pix0, pix1 = dense_correspondences(f0.depth, K0, f1.depth, K1, T01, stride=2)

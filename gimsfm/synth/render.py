@@ -50,19 +50,14 @@ in vec3 v_world; in vec3 v_nrm; in vec2 v_uv; flat in float v_layer; in vec3 v_t
 layout(location = 0) out vec4 f_color;
 layout(location = 1) out vec2 f_depth;
 void main() {
-    // anti-tiling: a second sample of the same layer (rotated, 0.43x scale) blended in, and a brightness
-    // modulation, both weighted by low-frequency sines with incommensurate periods in texture space, so a
-    // tiled surface never repeats with an exact period (appearance only: a fixed function of the surface point)
-    vec2 uv = v_uv;
-    float m1 = sin(uv.x * 1.913 + 1.7 * sin(uv.y * 1.371 + 0.4));
-    float m2 = sin(uv.y * 2.287 + 1.9 * sin(uv.x * 0.931 + 1.3));
-    vec2 uv2 = mat2(0.8, 0.6, -0.6, 0.8) * uv * 0.43 + vec2(0.31, 0.77);
-    vec3 a = texture(tex, vec3(uv, v_layer)).rgb;
-    float w = 0.5 * smoothstep(0.1, 0.8, m1 * 0.6 + m2 * 0.4);
-    vec2 g2x = dFdx(uv2), g2y = dFdy(uv2);  // outside the branch (explicit gradients inside)
-    vec3 b = a;
-    if (w > 0.0) b = textureGrad(tex, vec3(uv2, v_layer), g2x, g2y).rgb;  // coherent branch: fetch only where used
-    vec3 albedo = mix(a, b, w) * (1.0 + 0.15 * m2 * m1) * v_tint;
+    // anti-tiling, one texture fetch: a smooth warp of the texture coordinates and a brightness / colour
+    // modulation driven by low-frequency sines with incommensurate periods in texture space, so a tiled
+    // surface never repeats with an exact period (appearance only: a fixed function of the surface point)
+    float m1 = sin(v_uv.x * 1.913 + 1.7 * sin(v_uv.y * 1.371 + 0.4));
+    float m2 = sin(v_uv.y * 2.287 + 1.9 * sin(v_uv.x * 0.931 + 1.3));
+    vec2 uv = v_uv + 0.05 * vec2(m2, m1);
+    vec3 albedo = texture(tex, vec3(uv, v_layer)).rgb * v_tint
+                  * (vec3(1.0) + 0.16 * m1 * m2 + vec3(0.04, -0.03, 0.05) * (m1 - m2));
     vec3 n = normalize(v_nrm);
     vec3 light = ambient * (0.8 + 0.2 * n.z) + sun_col * max(dot(n, sun_dir), 0.0);
 #if NL > 0

@@ -14,7 +14,7 @@ from .. import logger
 from ..errors import InputError
 from .world import DOMAINS
 
-SUITE_VERSION = 5
+SUITE_VERSION = 6
 
 ZEB_LITE_SYNTH = {
     "name": "zeb-lite-synth",
