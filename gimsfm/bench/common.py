@@ -115,3 +115,21 @@ def write_per_pair(path: Path, records: dict[str, Any]) -> None:
         raise TypeError(type(o))
 
     Path(path).write_text(json.dumps(records, indent=1, default=default, allow_nan=True))
+
+
+def finish_report(out: Path, results: dict[str, Any], title: str, tables: tuple, note: str,
+                  panels: dict[str, dict[str, Sequence[float]]], curves_name: str, max_error: float, xlabel: str,
+                  per_pair: dict[str, Any]) -> None:
+    """What every pair benchmark writes: results.json/.md with a summary, the curves PNG, per_pair.json."""
+    from .report import markdown_table, print_table, write_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    header, rows, sheader, srows = tables
+    extra = "## Summary\n\n" + markdown_table(sheader, srows) + "\n" + note
+    write_report(out, results, title, header, rows, extra_md=extra)
+    print_table(f"{title}: summary", sheader, srows)
+    plot_recall_curves(out / curves_name, panels, max_error, xlabel, title)
+    write_per_pair(out / "per_pair.json", per_pair)
+    logger.info("%s: wall %.1f s, peak memory %.0f MB; results in %s", title, results["wall_sec"],
+                results["peak_mb"], out / "results.json")

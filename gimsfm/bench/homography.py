@@ -19,12 +19,11 @@ from .. import logger
 from ..geometry import estimate_homography, homography_corner_error
 from ..utils.io import image_size
 from ..utils.profiling import PeakMemory
-from .common import (build_matcher, cache_dir_for, finite_or_none, plot_recall_curves, resolve_matcher_names,
-                     unique_names, write_per_pair)
+from .common import (build_matcher, cache_dir_for, finish_report, finite_or_none, resolve_matcher_names,
+                     unique_names)
 from .datasets import HomographyDataset, load_homography_dataset, select_evenly
 from .matching import DEFAULT_MAX_SIDE, CachedPairMatcher
 from .metrics import HOMOGRAPHY_THRESHOLDS, auc_percent, mean_ranks
-from .report import markdown_table, print_table, write_report
 
 AUC_KEYS = tuple(f"auc@{t}" for t in HOMOGRAPHY_THRESHOLDS)
 
@@ -155,23 +154,15 @@ def homography_tables(results: dict[str, Any]) -> tuple[list[str], list[list[Any
 def _write(out: Path, results: dict[str, Any], errors: dict[str, dict[str, list[float]]],
            per_pair: dict[str, Any]) -> None:
     title = "Homography estimation (corner error)"
-    header, rows, sheader, srows = homography_tables(results)
     cfg = results["config"]
     note = (f"Estimator {cfg['estimator']}, threshold {cfg['thresh_px']} px, confidence {cfg['confidence']}, seed "
             f"{cfg['seed']}; images capped at long side {cfg['max_side']}; corner error = mean distance of the 4 "
             "image-1 corners; failures count as infinite error (excluded from 'mean err'); 'mean' = mean over "
             "sequences, 'pooled' = over all pairs; AUC in percent; mean rank by AUC@5. "
             f"Wall {results['wall_sec']:.1f} s, peak memory {results['peak_mb']:.0f} MB.\n")
-    extra = "## Summary\n\n" + markdown_table(sheader, srows) + "\n" + note
-    write_report(out, results, title, header, rows, extra_md=extra)
-    print_table(f"{title}: summary", sheader, srows)
-    panels: dict[str, dict[str, list[float]]] = {"all pairs": {}}
-    for m, per_ds in errors.items():
-        panels["all pairs"][m] = [e for errs in per_ds.values() for e in errs]
-    plot_recall_curves(out / "homography_curves.png", panels, 10.0, "corner error (px)", title)
-    write_per_pair(out / "per_pair.json", per_pair)
-    logger.info("%s: wall %.1f s, peak memory %.0f MB; results in %s", title, results["wall_sec"],
-                results["peak_mb"], out / "results.json")
+    panels = {"all pairs": {m: [e for errs in per_ds.values() for e in errs] for m, per_ds in errors.items()}}
+    finish_report(out, results, title, homography_tables(results), note, panels, "homography_curves.png", 10.0,
+                  "corner error (px)", per_pair)
 
 
 def run_homography(data: Sequence[Path], matchers: Sequence[str] | None, out: Path, cfg: HomographyEvalConfig,

@@ -70,7 +70,8 @@ def evaluate_queries(map_rec: pycolmap.Reconstruction, gt: pycolmap.Reconstructi
         out.update(median_position_error=float("inf"), median_rotation_error_deg=float("inf"))
         return out
     est = {n: _w2c(map_rec.find_image_with_name(n).cam_from_world()) for n in map_names}
-    s, R, t = align_cameras(np.array([est[n][:3, :3] for n in map_names]), np.array([centre(est[n]) for n in map_names]),
+    s, R, t = align_cameras(np.array([est[n][:3, :3] for n in map_names]),
+                            np.array([centre(est[n]) for n in map_names]),
                             np.array([gt_by_name[n][:3, :3] for n in map_names]),
                             np.array([centre(gt_by_name[n]) for n in map_names]))
     pos_err, rot_err = [], []

@@ -18,12 +18,10 @@ from tqdm import tqdm
 from .. import logger
 from ..geometry import estimate_essential, pose_error
 from ..utils.profiling import PeakMemory
-from .common import (build_matcher, cache_dir_for, plot_recall_curves, resolve_matcher_names, unique_names,
-                     write_per_pair)
+from .common import (build_matcher, cache_dir_for, finish_report, resolve_matcher_names, unique_names)
 from .datasets import PoseDataset, load_pose_dataset, select_evenly
 from .matching import DEFAULT_MAX_SIDE, CachedPairMatcher
 from .metrics import POSE_THRESHOLDS, auc_percent, mean_ranks
-from .report import markdown_table, print_table, write_report
 
 
 @dataclass
@@ -150,26 +148,18 @@ def pose_tables(results: dict[str, Any]) -> tuple[list[str], list[list[Any]], li
 
 def write_pose_report(out: Path, results: dict[str, Any], errors: dict[str, dict[str, list[float]]],
                       per_pair: dict[str, Any], title: str) -> None:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    header, rows, sheader, srows = pose_tables(results)
     cfg = results["config"]
     note = (f"Estimator {cfg['estimator']}, threshold {cfg['thresh_px']} px (divided by the mean focal length), "
             f"confidence {cfg['confidence']}, max {cfg['max_iters']} iterations, seed {cfg['seed']}; images capped "
             f"at long side {cfg['max_side']}; failures count 180 deg; AUC in percent; mean rank by AUC@5. "
             f"Wall {results['wall_sec']:.1f} s, peak memory {results['peak_mb']:.0f} MB.\n")
-    extra = "## Summary\n\n" + markdown_table(sheader, srows) + "\n" + note
-    write_report(out, results, title, header, rows, extra_md=extra)
-    print_table(f"{title}: summary", sheader, srows)
     panels: dict[str, dict[str, list[float]]] = {}
     for m, per_ds in errors.items():
         for d, errs in per_ds.items():
             panels.setdefault(d, {})[m] = errs
         panels.setdefault("all pairs", {})[m] = [e for errs in per_ds.values() for e in errs]
-    plot_recall_curves(out / "pose_curves.png", panels, 20.0, "pose error (deg)", title)
-    write_per_pair(out / "per_pair.json", per_pair)
-    logger.info("%s: wall %.1f s, peak memory %.0f MB; results in %s", title, results["wall_sec"],
-                results["peak_mb"], out / "results.json")
+    finish_report(out, results, title, pose_tables(results), note, panels, "pose_curves.png", 20.0,
+                  "pose error (deg)", per_pair)
 
 
 def run_zeb(data: Sequence[Path], matchers: Sequence[str] | None, out: Path, cfg: PoseEvalConfig,

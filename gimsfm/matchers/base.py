@@ -67,3 +67,20 @@ def matches0_from_pairs(matches: np.ndarray, scores: np.ndarray, n0: int) -> tup
         m0[matches[:, 0]] = matches[:, 1]
         s0[matches[:, 0]] = scores
     return m0, s0
+
+
+class SiftMatcher(Matcher):
+    """A sparse matcher on the shared SIFT extractor (conf["features"] overrides its settings)."""
+
+    def __init__(self, conf: dict[str, Any] | None = None, device: str = "auto"):
+        from ..features.sift import SiftExtractor
+
+        super().__init__(conf, device)
+        self.extractor = SiftExtractor(self.conf.get("features", {}))
+
+    @property
+    def feature_key(self) -> str:
+        return self.extractor.key
+
+    def extract(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        return self.extractor(image)

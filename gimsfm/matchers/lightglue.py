@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..features.sift import SiftExtractor
-from .base import Matcher
+from .base import SiftMatcher
 from .registry import register
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -42,7 +41,7 @@ def features_to_batch(f0: dict[str, np.ndarray], f1: dict[str, np.ndarray], devi
     return batch
 
 
-class SiftLightGlue(Matcher):
+class SiftLightGlue(SiftMatcher):
     """RootSIFT keypoints (scale + orientation) matched by a LightGlue trained with gimsfm."""
 
     default_conf: dict[str, Any] = {
@@ -66,14 +65,6 @@ class SiftLightGlue(Matcher):
         self.model, self.info = load_exported(path, str(self.torch_device))
         self.model.set_inference(self.conf["depth_confidence"], self.conf["width_confidence"],
                                  self.conf["filter_threshold"])
-        self.extractor = SiftExtractor(self.conf["features"])
-
-    @property
-    def feature_key(self) -> str:
-        return self.extractor.key
-
-    def extract(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        return self.extractor(image)
 
     @torch.inference_mode()
     def match(self, feats0, feats1):

@@ -6,8 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..features.sift import SiftExtractor
-from .base import Matcher
+from .base import SiftMatcher
 from .registry import register
 
 
@@ -40,23 +39,12 @@ def mutual_nn_ratio(desc0: np.ndarray, desc1: np.ndarray, ratio: float = 0.8,
 
 
 @register("sift-nn", "RootSIFT + mutual nearest neighbour + ratio test 0.8 (classical baseline)")
-class SiftNN(Matcher):
+class SiftNN(SiftMatcher):
     default_conf: dict[str, Any] = {
         "features": {},  # overrides of SiftExtractor.default_conf
         "ratio": 0.8,
         "mutual": True,
     }
-
-    def __init__(self, conf: dict[str, Any] | None = None, device: str = "auto"):
-        super().__init__(conf, device)
-        self.extractor = SiftExtractor(self.conf["features"])
-
-    @property
-    def feature_key(self) -> str:
-        return self.extractor.key
-
-    def extract(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        return self.extractor(image)
 
     def match(self, feats0, feats1):
         return mutual_nn_ratio(feats0["descriptors"], feats1["descriptors"], self.conf["ratio"], self.conf["mutual"])
