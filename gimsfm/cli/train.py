@@ -26,6 +26,9 @@ def train_cmd(
     export_val: Optional[Path] = typer.Option(None, "--export-val", help="Only write the homography validation "
                                               "pairs as HPatches-layout folders under this directory and exit."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda. Under torchrun (e.g. `torchrun "
+                               "--standalone --nproc-per-node 2 -m gimsfm train ...`) each process takes one "
+                               "GPU, or one CPU share with the gloo backend."),
 ) -> None:
     """Train a matcher (model, data, schedule from the preset); checkpoints to OUT_DIR/checkpoint.pt."""
     from ..train.trainer import Trainer, export_weights, load_preset, write_model_card
@@ -33,7 +36,7 @@ def train_cmd(
     p = load_preset(preset)
     if max_time is not None:
         p["train"]["max_time_s"] = max_time
-    trainer = Trainer(p)
+    trainer = Trainer(p, device=device)
     if export_val is not None:
         from ..train.datasets import export_homography_val
 

@@ -82,6 +82,21 @@ def _failed(geometry: str, n: int, reason: str) -> TwoViewModel:
     return TwoViewModel(geometry, None, np.zeros(n, bool), info={"reason": reason})
 
 
+def _prepare(geometry: str, kpts0, kpts1, method: str, confidence: float | None):
+    """Shared prologue: validated (N, 2) float64 arrays, N, the confidence to use, or a failure result."""
+    _check_estimator(method)
+    kpts0, kpts1 = _check_inputs(kpts0, kpts1)
+    n = len(kpts0)
+    conf = DEFAULT_CONFIDENCE[geometry] if confidence is None else confidence
+    failed = _failed(geometry, n, "too few matches") if n < MIN_MATCHES[geometry] else None
+    return kpts0, kpts1, n, conf, failed
+
+
+def _poselib_ransac(threshold_key: str, thresh_px: float, confidence: float, max_iters: int, seed: int) -> dict:
+    return {threshold_key: float(thresh_px), "success_prob": confidence, "seed": int(seed),
+            "max_iterations": int(max_iters), "min_iterations": min(1000, int(max_iters))}
+
+
 def normalize_keypoints(kpts: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Pixel coordinates -> normalised camera coordinates (x - c) / f (skew ignored, as ZEB)."""
     K = np.asarray(K, np.float64)
@@ -117,20 +132,16 @@ def estimate_essential(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1:
     `thresh_px` is the inlier threshold in pixels; the OpenCV paths divide it by the mean focal length of both
     cameras, as ZEB does (ZEB's public code ignores its threshold argument; here it is honoured).
     """
-    _check_estimator(method)
-    kpts0, kpts1 = _check_inputs(kpts0, kpts1)
-    n = len(kpts0)
-    if n < MIN_MATCHES["essential"]:
-        return _failed("essential", n, "too few matches")
+    kpts0, kpts1, n, confidence, failed = _prepare("essential", kpts0, kpts1, method, confidence)
+    if failed:
+        return failed
     K0, K1 = np.asarray(K0, np.float64), np.asarray(K1, np.float64)
-    confidence = DEFAULT_CONFIDENCE["essential"] if confidence is None else confidence
     if method == "poselib":
         import poselib
 
         cams = [{"model": "PINHOLE", "width": int(2 * K[0, 2] + 1), "height": int(2 * K[1, 2] + 1),
                  "params": [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]} for K in (K0, K1)]
-        ransac = {"max_epipolar_error": float(thresh_px), "success_prob": confidence, "seed": int(seed),
-                  "max_iterations": int(max_iters), "min_iterations": min(1000, int(max_iters))}
+        ransac = _poselib_ransac("max_epipolar_error", thresh_px, confidence, max_iters, seed)
         pose, info = poselib.estimate_relative_pose(kpts0, kpts1, cams[0], cams[1], ransac, {})
         inliers = np.asarray(info.get("inliers", []), bool)
         if inliers.sum() < MIN_MATCHES["essential"]:
@@ -162,17 +173,13 @@ def estimate_fundamental(kpts0: np.ndarray, kpts1: np.ndarray, thresh_px: float 
                          method: str = "opencv-magsac", confidence: float | None = None,
                          max_iters: int = DEFAULT_MAX_ITERS, seed: int = 0) -> TwoViewModel:
     """Fundamental matrix (x1^T F x0 = 0) with an inlier threshold in pixels."""
-    _check_estimator(method)
-    kpts0, kpts1 = _check_inputs(kpts0, kpts1)
-    n = len(kpts0)
-    if n < MIN_MATCHES["fundamental"]:
-        return _failed("fundamental", n, "too few matches")
-    confidence = DEFAULT_CONFIDENCE["fundamental"] if confidence is None else confidence
+    kpts0, kpts1, n, confidence, failed = _prepare("fundamental", kpts0, kpts1, method, confidence)
+    if failed:
+        return failed
     if method == "poselib":
         import poselib
 
-        ransac = {"max_epipolar_error": float(thresh_px), "success_prob": confidence, "seed": int(seed),
-                  "max_iterations": int(max_iters), "min_iterations": min(1000, int(max_iters))}
+        ransac = _poselib_ransac("max_epipolar_error", thresh_px, confidence, max_iters, seed)
         F, info = poselib.estimate_fundamental(kpts0, kpts1, ransac, {})
         inliers = np.asarray(info.get("inliers", []), bool)
         if inliers.sum() < MIN_MATCHES["fundamental"] or not np.isfinite(F).all():
@@ -191,17 +198,13 @@ def estimate_homography(kpts0: np.ndarray, kpts1: np.ndarray, thresh_px: float =
                         method: str = "opencv-magsac", confidence: float | None = None,
                         max_iters: int = DEFAULT_MAX_ITERS, seed: int = 0) -> TwoViewModel:
     """Homography x1 ~ H x0 with a reprojection threshold in pixels (in image 1)."""
-    _check_estimator(method)
-    kpts0, kpts1 = _check_inputs(kpts0, kpts1)
-    n = len(kpts0)
-    if n < MIN_MATCHES["homography"]:
-        return _failed("homography", n, "too few matches")
-    confidence = DEFAULT_CONFIDENCE["homography"] if confidence is None else confidence
+    kpts0, kpts1, n, confidence, failed = _prepare("homography", kpts0, kpts1, method, confidence)
+    if failed:
+        return failed
     if method == "poselib":
         import poselib
 
-        ransac = {"max_reproj_error": float(thresh_px), "success_prob": confidence, "seed": int(seed),
-                  "max_iterations": int(max_iters), "min_iterations": min(1000, int(max_iters))}
+        ransac = _poselib_ransac("max_reproj_error", thresh_px, confidence, max_iters, seed)
         H, info = poselib.estimate_homography(kpts0, kpts1, ransac, {})
         inliers = np.asarray(info.get("inliers", []), bool)
         H = np.asarray(H)

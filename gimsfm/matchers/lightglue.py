@@ -12,21 +12,12 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..utils.device import resolve_device
 from .base import SiftMatcher
 from .registry import register
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 BASE_WEIGHTS = WEIGHTS_DIR / "sift_lightglue_base.pt"
-
-
-def resolve_device(device: str) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda requested but no CUDA device is available")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise InputError(f"unknown device '{device}' (expected auto, cpu or cuda)")
-    return torch.device(device)
 
 
 def features_to_batch(f0: dict[str, np.ndarray], f1: dict[str, np.ndarray], device: torch.device) -> dict:

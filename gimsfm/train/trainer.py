@@ -6,6 +6,10 @@ pipeline, so another registered architecture trains with the same code.
 Reproducibility: the model is initialised from `seed`, batch `it` is a pure function of (seed, it) and the
 checkpoint holds the optimizer state, so an interrupted run resumed with --resume continues exactly (up to
 float non-determinism of multi-threaded kernels; the default of one thread is deterministic).
+
+Devices and scale-out: `device` (auto | cpu | cuda) places model and batches; under torchrun (WORLD_SIZE > 1)
+each process draws batch `it * world + rank`, gradients are averaged by DDP (gloo on CPU, NCCL on GPUs),
+and rank 0 alone validates, logs and writes checkpoints (which are the same files as a one-process run's).
 """
 from __future__ import annotations
 
@@ -21,12 +25,14 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+import torch.distributed as dist
 import yaml
 
 from .. import logger
 from ..errors import InputError, OutputExistsError
 from ..models import build_model
 from ..utils.config import read_yaml_mapping
+from ..utils.device import resolve_device, torchrun_world
 from . import labels as L
 from .datasets import MixedPairs, build_source, collate, make_sample, resolve_path
 
@@ -161,7 +167,9 @@ def evaluate(model, val_sources, conf: dict, data_conf: dict, baseline: bool = F
                 m0 = m0.astype(np.int64)
             else:
                 t0 = time.perf_counter()
-                m0 = model.predict(collate([s]), prune=True)["matches0"][0].numpy()
+                dev = next(model.parameters()).device
+                b = {k: v.to(dev) for k, v in collate([s]).items()}
+                m0 = model.predict(b, prune=True)["matches0"][0].cpu().numpy()
                 t_model += time.perf_counter() - t0
             gt0 = s["gt0"]
             pred = m0 > -1
@@ -200,11 +208,19 @@ def evaluate(model, val_sources, conf: dict, data_conf: dict, baseline: bool = F
 # ----------------------------------------------------------------------------------------------------------
 
 class Trainer:
-    def __init__(self, preset: dict[str, Any], repo_root: Path | None = None):
+    def __init__(self, preset: dict[str, Any], repo_root: Path | None = None, device: str = "auto"):
         self.p = preset
         self.root = repo_root or Path(__file__).resolve().parents[2]
         self.out = resolve_path(preset["out_dir"], self.root)
         self.ckpt_path = self.out / "checkpoint.pt"
+        self.rank, self.local_rank, self.world = torchrun_world()
+        self.device = resolve_device(device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", self.local_rank)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
 
     # -- data
     def _sources(self, split: str):
@@ -223,7 +239,7 @@ class Trainer:
     def build(self):
         torch.manual_seed(int(self.p["seed"]))
         mc = self.p["model"]
-        self.model = build_model(mc["name"], mc.get("conf", {}))
+        self.model = build_model(mc["name"], mc.get("conf", {})).to(self.device)
         o = self.p["optim"]
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
         tr, w = self._sources("train")
@@ -255,10 +271,12 @@ class Trainer:
 
     # -- checkpoints
     def state(self, it: int, elapsed: float, history: dict) -> dict[str, Any]:
-        return {"iteration": it, "elapsed_s": elapsed, "model": self.model.state_dict(),
+        return {"iteration": it, "elapsed_s": elapsed,
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 "optimizer": self.opt.state_dict(), "preset": {k: v for k, v in self.p.items() if k != "_path"},
                 "model_name": self.p["model"]["name"], "model_conf": self.model.conf, "history": history,
-                "torch_rng": torch.get_rng_state(), "hardware": hardware()}
+                "torch_rng": torch.get_rng_state(),
+                "hardware": {**hardware(), "device": str(self.device), "world_size": self.world}}
 
     @property
     def compact_path(self) -> Path | None:
@@ -349,45 +367,69 @@ class Trainer:
     # -- main loop
     def run(self, resume: bool = False, overwrite: bool = False, max_iters: int | None = None,
             progress: bool = True) -> dict[str, Any]:
-        from tqdm import tqdm
-
         t = self.p["train"]
         torch.set_num_threads(int(t["threads"]))
         cv2.setNumThreads(1)
         if self.ckpt_path.exists() and not (resume or overwrite):
             raise OutputExistsError(f"{self.ckpt_path} exists: use --resume to continue or --overwrite to restart")
-        self.out.mkdir(parents=True, exist_ok=True)
-        if overwrite and not resume:
-            for f in ("checkpoint.pt", "train_log.csv", "val_log.csv", "curves.png"):
-                (self.out / f).unlink(missing_ok=True)
-        (self.out / "preset.yaml").write_text(yaml.safe_dump({k: v for k, v in self.p.items() if k != "_path"},
-                                                             sort_keys=False))
+        if self.world > 1:
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            logger.info("DDP: rank %d of %d on %s", self.rank, self.world, self.device)
+        try:
+            return self._run(resume, overwrite, max_iters, progress)
+        finally:
+            if self.world > 1 and dist.is_initialized():
+                dist.destroy_process_group()
+
+    def _run(self, resume: bool, overwrite: bool, max_iters: int | None, progress: bool) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        t = self.p["train"]
+        main = self.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if overwrite and not resume:
+                for f in ("checkpoint.pt", "train_log.csv", "val_log.csv", "curves.png"):
+                    (self.out / f).unlink(missing_ok=True)
+            (self.out / "preset.yaml").write_text(yaml.safe_dump({k: v for k, v in self.p.items() if k != "_path"},
+                                                                 sort_keys=False))
+        if self.world > 1:
+            dist.barrier()  # rank 0 has cleared / created the run folder
         self.build()
         start, elapsed, history = 0, 0.0, {"val": []}
         if resume and (self.ckpt_path.exists() or (self.compact_path and self.compact_path.exists())):
             start, elapsed, history = self.load()
             logger.info("resumed from %s at iteration %d (%.0f s trained)", self.ckpt_path, start, elapsed)
-            self._csv("train_log.csv", {}, truncate_after=start)
-            if (self.out / "val_log.csv").exists():
-                self._csv("val_log.csv", {}, truncate_after=start)
+            if main:
+                self._csv("train_log.csv", {}, truncate_after=start)
+                if (self.out / "val_log.csv").exists():
+                    self._csv("val_log.csv", {}, truncate_after=start)
         else:  # a new run (resuming keeps the checkpoint's weights, never re-initialises)
             self.init_weights()
         end = int(max_iters if max_iters is not None else t["max_iters"])
         d = self.p["data"]
         base = history.setdefault("baseline", {})
         missing = [s for s in self.val_sources if f"{s.name.rsplit('-', 1)[0]}/precision" not in base]
-        if missing:  # sift-nn on the same validation pairs, once per source
+        if missing and main:  # sift-nn on the same validation pairs, once per source
             logger.info("validation baseline (sift-nn) on %s", ", ".join(s.name for s in missing))
             base.update(evaluate(None, missing, self.p["val"], d, baseline=True))
         self.model.train()
+        step_model = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            step_model = DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                                 if self.device.type == "cuda" else None)
         t_last_ckpt = time.time()
         t0 = time.time() - elapsed
-        bar = tqdm(total=end, initial=start, disable=not progress, dynamic_ncols=True, mininterval=5,
+        bar = tqdm(total=end, initial=start, disable=not (progress and main), dynamic_ncols=True, mininterval=5,
                    desc=self.p["name"])
         it = start
         last = {}
         max_time = t.get("max_time_s")
-        # SIGTERM (kill PID): finish the current iteration, write the checkpoint, exit cleanly.
+        # SIGTERM (kill PID; torchrun forwards it): finish the iteration, write the checkpoint, exit cleanly.
         stop = {"flag": False}
         import signal
 
@@ -401,15 +443,22 @@ class Trainer:
         while it < end:
             for g in self.opt.param_groups:
                 g["lr"] = lr_at(it, self.p["optim"])
-            batch = self.train_data.batch(it, int(d["batch_size"]))
-            out = self.model(batch)
+            batch = self.train_data.batch(it * self.world + self.rank, int(d["batch_size"]))
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            out = step_model(batch)
             loss, metrics = self.model.loss(batch, out)
+            timeout = (max_time is not None and time.time() - t0 >= float(max_time)) or stop["flag"]
+            bad_loss = not bool(torch.isfinite(loss))
+            if self.world > 1:  # every rank must take the same branch (DDP collectives) and stop together
+                flags = torch.tensor([float(bad_loss), float(timeout)], device=self.device)
+                dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+                bad_loss, timeout = bool(flags[0]), bool(flags[1])
             self.opt.zero_grad(set_to_none=True)
-            if torch.isfinite(loss):
+            if not bad_loss:
                 loss.backward()
                 clip = float(self.p["optim"]["grad_clip"] or float("inf"))
                 gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-                if torch.isfinite(gnorm):
+                if torch.isfinite(gnorm):  # grads are already averaged: the same on every rank
                     self.opt.step()
                 else:
                     logger.warning("non-finite gradient at iteration %d: step skipped", it)
@@ -418,12 +467,12 @@ class Trainer:
             it += 1
             bar.update(1)
             last = metrics
-            if it % int(t["log_every"]) == 0 or it == end:
+            if main and (it % int(t["log_every"]) == 0 or it == end):
                 self._csv("train_log.csv", {"iteration": it, "time_s": time.time() - t0, "lr": lr_at(it - 1,
                           self.p["optim"]), **metrics})
                 bar.set_postfix(loss=f"{metrics['loss']:.3f}", P=f"{metrics['precision']:.2f}",
                                 R=f"{metrics['recall']:.2f}")
-            do_val = self.val_sources and (it % int(t["val_every"]) == 0 or it == end)
+            do_val = main and self.val_sources and (it % int(t["val_every"]) == 0 or it == end)
             if do_val:
                 res = evaluate(self.model, self.val_sources, self.p["val"], d)
                 self.model.train()
@@ -433,8 +482,7 @@ class Trainer:
                 self._csv("val_log.csv", row)
                 logger.info("val @%d: %s", it, " ".join(f"{k}={v:.3f}" for k, v in res.items()
                                                        if isinstance(v, float)))
-            timeout = (max_time is not None and time.time() - t0 >= float(max_time)) or stop["flag"]
-            if do_val or time.time() - t_last_ckpt >= float(t["ckpt_every_s"]) or it == end or timeout:
+            if main and (do_val or time.time() - t_last_ckpt >= float(t["ckpt_every_s"]) or it == end or timeout):
                 self.save(it, time.time() - t0, history)
                 self.plot()
                 t_last_ckpt = time.time()
@@ -446,7 +494,8 @@ class Trainer:
             signal.signal(signal.SIGTERM, prev)
         summary = {"iteration": it, "elapsed_s": time.time() - t0, "last": last,
                    "val": history["val"][-1] if history["val"] else None, "checkpoint": str(self.ckpt_path)}
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        if main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
         return summary
 
 
