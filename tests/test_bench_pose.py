@@ -269,11 +269,13 @@ def test_bench_cli_end_to_end(shared_data, tmp_path):
     """The CLI wires every option through: estimator, threshold, pair cap, suite-free --data."""
     out = tmp_path / "z"
     r = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "zeb", "--data", str(shared_data / "pose" / "kitti00"),
-                        "--max-pairs", "2", "--estimator", "poselib", "--threshold", "1.0", "--out", str(out)],
+                        "--max-pairs", "2", "--estimator", "poselib", "--threshold", "1.0", "--max-keypoints", "512",
+                        "--out", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((out / "results.json").read_text())
     assert res["config"]["estimator"] == "poselib" and res["config"]["thresh_px"] == 1.0
+    assert res["config"]["max_keypoints"] == 512 and list((out / "cache").rglob("features-*-n512-*.h5"))
     assert res["matchers"]["sift-nn"]["datasets"]["kitti00"]["pairs"] == 2
     out = tmp_path / "h"
     r = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "homography", "--data",

@@ -46,8 +46,11 @@ def available_matcher_names() -> list[str]:
     return out
 
 
-def build_matcher(name: str, device: str = "auto") -> Matcher:
-    return get_matcher(name, device=device)
+def build_matcher(name: str, device: str = "auto", max_keypoints: int | None = None) -> Matcher:
+    """A registered matcher; `max_keypoints` (sparse matchers) overrides every matcher's own default, so
+    matchers can be compared at one keypoint budget."""
+    conf = {"features": {"max_keypoints": int(max_keypoints)}} if max_keypoints else None
+    return get_matcher(name, conf, device=device)
 
 
 def unique_names(paths: Sequence[Path]) -> list[str]:

@@ -37,6 +37,7 @@ class HomographyEvalConfig:
     seed: int = 0
     max_side: int | None = DEFAULT_MAX_SIDE
     max_pairs: int | None = None  # per sequence
+    max_keypoints: int | None = None  # one budget for every sparse matcher (None: each matcher's default)
 
 
 def _summarise(errors: list[float], records: list[dict], t_total: float) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def run_homography_benchmark(datasets: Sequence[HomographyDataset], matcher_name
         for mname in matcher_names:
             t0 = time.perf_counter()
             with PeakMemory() as pm:
-                matcher = build_matcher(mname, device)
+                matcher = build_matcher(mname, device, cfg.max_keypoints)
                 entry: dict[str, Any] = {"datasets": {}}
                 pooled_err, pooled_rec, pooled_t = [], [], 0.0
                 for ds, dname in zip(datasets, names):

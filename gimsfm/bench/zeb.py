@@ -35,6 +35,7 @@ class PoseEvalConfig:
     seed: int = 0
     max_side: int | None = DEFAULT_MAX_SIDE
     max_pairs: int | None = None  # per data set, spread evenly (CI-sized runs)
+    max_keypoints: int | None = None  # one budget for every sparse matcher (None: each matcher's default)
 
 
 def evaluate_pose_dataset(ds: PoseDataset, matcher, cache_dir: Path, cfg: PoseEvalConfig,
@@ -99,7 +100,7 @@ def run_pose_benchmark(datasets: Sequence[PoseDataset], matcher_names: Sequence[
         for mname in matcher_names:
             t0 = time.perf_counter()
             with PeakMemory() as pm:
-                matcher = build_matcher(mname, device)
+                matcher = build_matcher(mname, device, cfg.max_keypoints)
                 entry: dict[str, Any] = {"datasets": {}}
                 for ds, dname in zip(datasets, names):
                     res = evaluate_pose_dataset(ds, matcher, cache_dir_for(cache_root, dname, ds.root), cfg,

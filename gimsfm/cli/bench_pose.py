@@ -37,6 +37,8 @@ def zeb_cmd(
     seed: int = typer.Option(0, "--seed"),
     max_side: int = typer.Option(1600, "--max-side",
                                  help="cap on the long side of images given to the matcher; 0 = none"),
+    max_keypoints: int = typer.Option(0, "--max-keypoints", help="keypoints per image for every sparse matcher "
+                                      "(0 = each matcher's default)"),
     max_pairs: int = typer.Option(0, "--max-pairs", help="evaluate at most this many pairs per data set (0 = all)"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="feature/match cache folder (default OUT/cache); "
@@ -49,7 +51,7 @@ def zeb_cmd(
 
     paths = resolve_data(data, suite, "pose", default_suite=None)
     cfg = PoseEvalConfig(threshold, _check_estimator(estimator), confidence, max_iters, seed, _max_side(max_side),
-                         max_pairs or None)
+                         max_pairs or None, max_keypoints or None)
     run_zeb(paths, matcher, out, cfg, add_baseline=not no_baseline, overwrite=overwrite, cache=cache)
 
 
@@ -67,6 +69,8 @@ def homography_cmd(
     seed: int = typer.Option(0, "--seed"),
     max_side: int = typer.Option(1600, "--max-side",
                                  help="cap on the long side of images given to the matcher; 0 = none"),
+    max_keypoints: int = typer.Option(0, "--max-keypoints", help="keypoints per image for every sparse matcher "
+                                      "(0 = each matcher's default)"),
     max_pairs: int = typer.Option(0, "--max-pairs", help="at most this many pairs per sequence (0 = all)"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="feature/match cache folder (default OUT/cache); "
@@ -79,7 +83,7 @@ def homography_cmd(
 
     paths = resolve_data(data, suite, "homography", default_suite="homography-lite")
     cfg = HomographyEvalConfig(threshold, _check_estimator(estimator), confidence, max_iters, seed,
-                               _max_side(max_side), max_pairs or None)
+                               _max_side(max_side), max_pairs or None, max_keypoints or None)
     run_homography(paths, matcher, out, cfg, add_baseline=not no_baseline, overwrite=overwrite, cache=cache)
 
 
@@ -102,6 +106,8 @@ def indomain_cmd(
     max_iters: int = typer.Option(1000, "--max-iters"),
     seed: int = typer.Option(0, "--seed"),
     max_side: int = typer.Option(1600, "--max-side", help="0 = none"),
+    max_keypoints: int = typer.Option(0, "--max-keypoints", help="keypoints per image for every sparse matcher "
+                                      "(0 = each matcher's default)"),
     max_pairs: int = typer.Option(0, "--max-pairs", help="at most this many pairs per data set (0 = all)"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="feature/match cache folder (default OUT/cache); "
@@ -113,7 +119,7 @@ def indomain_cmd(
     from ..bench.zeb import PoseEvalConfig
 
     cfg = PoseEvalConfig(threshold, _check_estimator(estimator), 0.99999, max_iters, seed, _max_side(max_side),
-                         max_pairs or None)
+                         max_pairs or None, max_keypoints or None)
     run_indomain(data or [], megadepth1500, megadepth_scene_info or [], scannet1500, scannet_pairs, matcher, out,
                  cfg, add_baseline=not no_baseline, overwrite=overwrite, cache=cache)
 
