@@ -411,10 +411,15 @@ class Trainer:
         end = int(max_iters if max_iters is not None else t["max_iters"])
         d = self.p["data"]
         base = history.setdefault("baseline", {})
-        missing = [s for s in self.val_sources if f"{s.name.rsplit('-', 1)[0]}/precision" not in base]
+        # The cache folder name fingerprints a source's data (seed, files, mtime): regenerated validation data
+        # gets a fresh sift-nn baseline instead of a stale one.
+        seen = history.setdefault("baseline_data", {})
+        missing = [s for s in self.val_sources if f"{s.name.rsplit('-', 1)[0]}/precision" not in base
+                   or seen.get(s.name) != s.cache_dir.name]
         if missing and main:  # sift-nn on the same validation pairs, once per source
             logger.info("validation baseline (sift-nn) on %s", ", ".join(s.name for s in missing))
             base.update(evaluate(None, missing, self.p["val"], d, baseline=True))
+        seen.update({s.name: s.cache_dir.name for s in self.val_sources})
         self.model.train()
         step_model = self.model
         if self.world > 1:
