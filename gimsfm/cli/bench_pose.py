@@ -11,6 +11,16 @@ from ..geometry import ESTIMATORS
 from . import bench_app
 
 MATCHER_HELP = "registered matcher (repeatable); sift-nn is added as the reference unless --no-baseline"
+# Options shared by the pair benchmarks (one definition, same flags and help everywhere).
+MATCHER_OPT = typer.Option(None, "--matcher", help=MATCHER_HELP)
+ESTIMATOR_OPT = typer.Option("opencv-ransac", "--estimator", help=f"one of {', '.join(ESTIMATORS)}")
+SEED_OPT = typer.Option(0, "--seed")
+MAX_SIDE_OPT = typer.Option(1600, "--max-side", help="cap on the long side of images given to the matcher; 0 = none")
+MAX_KEYPOINTS_OPT = typer.Option(0, "--max-keypoints", help="keypoints per image for every sparse matcher "
+                                 "(0 = each matcher's default)")
+NO_BASELINE_OPT = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison")
+CACHE_OPT = typer.Option(None, "--cache", help="feature/match cache folder (default OUT/cache); share it between "
+                         "runs that differ only in estimation settings")
 
 
 def _check_estimator(name: str) -> str:
@@ -28,21 +38,18 @@ def zeb_cmd(
     data: Optional[List[Path]] = typer.Option(None, "--data",
                                               help="ZEB-format folder (pairs.txt + images); repeatable"),
     suite: Optional[str] = typer.Option(None, "--suite", help="named suite: zeb-lite-real, zeb-lite-synth, zeb-lite"),
-    matcher: Optional[List[str]] = typer.Option(None, "--matcher", help=MATCHER_HELP),
+    matcher: Optional[List[str]] = MATCHER_OPT,
     out: Path = typer.Option(..., "--out", help="output folder (results.json, results.md, pose_curves.png, cache/)"),
     threshold: float = typer.Option(0.5, "--threshold", help="RANSAC threshold in pixels (ZEB: 0.5)"),
-    estimator: str = typer.Option("opencv-ransac", "--estimator", help=f"one of {', '.join(ESTIMATORS)}"),
+    estimator: str = ESTIMATOR_OPT,
     confidence: float = typer.Option(0.99999, "--confidence"),
     max_iters: int = typer.Option(1000, "--max-iters", help="RANSAC iterations (ZEB: OpenCV default 1000)"),
-    seed: int = typer.Option(0, "--seed"),
-    max_side: int = typer.Option(1600, "--max-side",
-                                 help="cap on the long side of images given to the matcher; 0 = none"),
-    max_keypoints: int = typer.Option(0, "--max-keypoints", help="keypoints per image for every sparse matcher "
-                                      "(0 = each matcher's default)"),
+    seed: int = SEED_OPT,
+    max_side: int = MAX_SIDE_OPT,
+    max_keypoints: int = MAX_KEYPOINTS_OPT,
     max_pairs: int = typer.Option(0, "--max-pairs", help="evaluate at most this many pairs per data set (0 = all)"),
-    no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="feature/match cache folder (default OUT/cache); "
-                                         "share it between runs that differ only in estimation settings"),
+    no_baseline: bool = NO_BASELINE_OPT,
+    cache: Optional[Path] = CACHE_OPT,
     overwrite: bool = typer.Option(False, "--overwrite", help="recompute features and matches (drop the cache)"),
 ) -> None:
     """ZEB relative-pose protocol: AUC@5/10/20 of max(R, t) angular error, mean over data sets, mean rank."""
@@ -60,21 +67,18 @@ def homography_cmd(
     data: Optional[List[Path]] = typer.Option(None, "--data", help="HPatches-layout sequence folder; repeatable "
                                               "(default: every set under shared/data/homography)"),
     suite: Optional[str] = typer.Option(None, "--suite", help="named suite: homography-lite"),
-    matcher: Optional[List[str]] = typer.Option(None, "--matcher", help=MATCHER_HELP),
+    matcher: Optional[List[str]] = MATCHER_OPT,
     out: Path = typer.Option(..., "--out", help="output folder"),
     threshold: float = typer.Option(3.0, "--threshold", help="RANSAC reprojection threshold in pixels"),
-    estimator: str = typer.Option("opencv-ransac", "--estimator", help=f"one of {', '.join(ESTIMATORS)}"),
+    estimator: str = ESTIMATOR_OPT,
     confidence: float = typer.Option(0.99999, "--confidence"),
     max_iters: int = typer.Option(10000, "--max-iters"),
-    seed: int = typer.Option(0, "--seed"),
-    max_side: int = typer.Option(1600, "--max-side",
-                                 help="cap on the long side of images given to the matcher; 0 = none"),
-    max_keypoints: int = typer.Option(0, "--max-keypoints", help="keypoints per image for every sparse matcher "
-                                      "(0 = each matcher's default)"),
+    seed: int = SEED_OPT,
+    max_side: int = MAX_SIDE_OPT,
+    max_keypoints: int = MAX_KEYPOINTS_OPT,
     max_pairs: int = typer.Option(0, "--max-pairs", help="at most this many pairs per sequence (0 = all)"),
-    no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="feature/match cache folder (default OUT/cache); "
-                                         "share it between runs that differ only in estimation settings"),
+    no_baseline: bool = NO_BASELINE_OPT,
+    cache: Optional[Path] = CACHE_OPT,
     overwrite: bool = typer.Option(False, "--overwrite", help="recompute features and matches (drop the cache)"),
 ) -> None:
     """Homography estimation: corner-error AUC@3/5/10 px and mean corner error, per sequence and mean."""
@@ -99,19 +103,17 @@ def indomain_cmd(
     scannet1500: Optional[Path] = typer.Option(None, "--scannet1500", help="ScanNet-1500 image root"),
     scannet_pairs: Optional[Path] = typer.Option(None, "--scannet-pairs", help="SuperGlue-style pair list with GT "
                                                  "(default: ROOT/scannet_test_pairs_with_gt.txt)"),
-    matcher: Optional[List[str]] = typer.Option(None, "--matcher", help=MATCHER_HELP),
+    matcher: Optional[List[str]] = MATCHER_OPT,
     out: Path = typer.Option(..., "--out", help="output folder"),
     threshold: float = typer.Option(0.5, "--threshold", help="RANSAC threshold in pixels"),
-    estimator: str = typer.Option("opencv-ransac", "--estimator", help=f"one of {', '.join(ESTIMATORS)}"),
+    estimator: str = ESTIMATOR_OPT,
     max_iters: int = typer.Option(1000, "--max-iters"),
-    seed: int = typer.Option(0, "--seed"),
-    max_side: int = typer.Option(1600, "--max-side", help="0 = none"),
-    max_keypoints: int = typer.Option(0, "--max-keypoints", help="keypoints per image for every sparse matcher "
-                                      "(0 = each matcher's default)"),
+    seed: int = SEED_OPT,
+    max_side: int = MAX_SIDE_OPT,
+    max_keypoints: int = MAX_KEYPOINTS_OPT,
     max_pairs: int = typer.Option(0, "--max-pairs", help="at most this many pairs per data set (0 = all)"),
-    no_baseline: bool = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison"),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="feature/match cache folder (default OUT/cache); "
-                                         "share it between runs that differ only in estimation settings"),
+    no_baseline: bool = NO_BASELINE_OPT,
+    cache: Optional[Path] = CACHE_OPT,
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """ZEB-style pose AUC on in-domain data: a validation split, MegaDepth-1500, ScanNet-1500."""
