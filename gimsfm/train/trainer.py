@@ -492,7 +492,9 @@ class Trainer:
                 self.plot()
                 t_last_ckpt = time.time()
             if timeout:
-                logger.info("%s at iteration %d: checkpoint written", "SIGTERM" if stop["flag"] else "max_time_s", it)
+                if main:
+                    logger.info("%s at iteration %d: checkpoint written",
+                                "SIGTERM" if stop["flag"] else "max_time_s", it)
                 break
         bar.close()
         if prev is not None:
