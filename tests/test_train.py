@@ -284,6 +284,15 @@ def test_torchrun_ddp_two_processes_resume_a_one_process_run(tmp_path):
     assert "rank 1 of 2" in r.stderr
     ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert ck["iteration"] == 5 and ck["hardware"]["world_size"] == 2
+    assert ck["history"]["segments"] == [[0, 2], [2, 4]]  # 2 one-process iterations, then 2 processes x 2
     rows = (tmp_path / "run" / "train_log.csv").read_text().strip().splitlines()
     assert [int(float(x.split(",")[0])) for x in rows[1:]] == [1, 2, 3, 4, 5]  # one writer, no duplicates
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
+def test_samples_seen_over_process_count_changes():
+    from gimsfm.train.trainer import samples_seen
+
+    assert samples_seen(10, [], 2) == 20
+    assert samples_seen(10, [[0, 2], [4, 4]], 2) == 4 * 2 + 6 * 4
+    assert samples_seen(3, [[0, 2], [4, 4]], 2) == 6  # a later segment not reached yet

@@ -410,6 +410,12 @@ class Trainer:
             self.init_weights()
         end = int(max_iters if max_iters is not None else t["max_iters"])
         d = self.p["data"]
+        # [first iteration, pair samples per iteration] per stretch of training (the process count can change
+        # between resumes), so the model card can state how many samples were seen.
+        segs = history.setdefault("segments", [[0, int(d["batch_size"])]] if start > 0 else [])
+        per_it = int(d["batch_size"]) * self.world
+        if not segs or segs[-1][1] != per_it:
+            segs.append([start, per_it])
         base = history.setdefault("baseline", {})
         # The cache folder name fingerprints a source's data (seed, files, mtime): regenerated validation data
         # gets a fresh sift-nn baseline instead of a stale one.
@@ -539,10 +545,17 @@ def export_weights(ckpt_path: Path, out_path: Path, half: bool = True, extra: di
     hist = ck.get("history", {})
     info = {"iteration": ck["iteration"], "elapsed_s": ck["elapsed_s"], "hardware": ck.get("hardware"),
             "preset": ck["preset"], "val_history": hist.get("val", []), "val_baseline_sift_nn": hist.get("baseline"),
-            **(extra or {})}
+            "segments": hist.get("segments", []), **(extra or {})}
     obj = {"model_name": ck["model_name"], "conf": ck["model_conf"], "state_dict": sd, "info": info}
     atomic_torch_save(obj, Path(out_path))
     return info
+
+
+def samples_seen(iteration: int, segments: list, batch_size: int) -> int:
+    """Pair samples seen in `iteration` iterations given [start, samples per iteration] segments."""
+    segs = sorted((int(a), int(b)) for a, b in (segments or [[0, batch_size]]) if int(a) < iteration)
+    bounds = [a for a, _ in segs[1:]] + [iteration]
+    return sum((e - a) * n for (a, n), e in zip(segs, bounds))
 
 
 def write_model_card(ckpt_path: Path, card_path: Path, title: str, speed_json: Path | None = None,
@@ -556,7 +569,8 @@ def write_model_card(ckpt_path: Path, card_path: Path, title: str, speed_json: P
               "model_conf": ck["conf"], "iteration": info["iteration"], "elapsed_s": info["elapsed_s"],
               "hardware": info.get("hardware"),
               "history": {"val": info.get("val_history", info.get("val", [])),
-                          "baseline": info.get("val_baseline_sift_nn", {})}}
+                          "baseline": info.get("val_baseline_sift_nn", {}),
+                          "segments": info.get("segments", [])}}
     p, hist = ck["preset"], ck.get("history", {})
     n_params = sum(v.numel() for k, v in ck["model"].items() if "confidence_thresholds" not in k)
     d = p["data"]
@@ -573,8 +587,9 @@ def write_model_card(ckpt_path: Path, card_path: Path, title: str, speed_json: P
               f"cached), batch {d['batch_size']}, GT: mutual nearest within {d['pos_th']} px = match, farther "
               f"than {d['neg_th']} px from every keypoint = unmatched, occluded/outside = unmatched", "",
               "## Training cost (measured)", "",
-              f"- iterations: {ck['iteration']} (batch {d['batch_size']}: {ck['iteration'] * d['batch_size']} pair "
-              f"samples)",
+              f"- iterations: {ck['iteration']}, {samples_seen(ck['iteration'], hist.get('segments'), d['batch_size'])}"
+              f" pair samples (batch {d['batch_size']} per process; [first iteration, samples per iteration]: "
+              f"{json.dumps(hist.get('segments') or [[0, d['batch_size']]])})",
               f"- wall time: {ck['elapsed_s'] / 3600:.2f} h", f"- hardware: {json.dumps(ck.get('hardware'))}, "
               f"torch threads {p['train']['threads']}, machine shared with other jobs", "",
               "## Validation (held-out photos / held-out synthetic worlds; inference settings, "
