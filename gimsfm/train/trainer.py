@@ -154,6 +154,7 @@ def evaluate(model, val_sources, conf: dict, data_conf: dict, baseline: bool = F
 
     if model is not None:
         model.eval()
+        dev = next(model.parameters()).device
     res: dict[str, float] = {}
     t_model = 0.0
     for src in val_sources:
@@ -167,7 +168,6 @@ def evaluate(model, val_sources, conf: dict, data_conf: dict, baseline: bool = F
                 m0 = m0.astype(np.int64)
             else:
                 t0 = time.perf_counter()
-                dev = next(model.parameters()).device
                 b = {k: v.to(dev) for k, v in collate([s]).items()}
                 m0 = model.predict(b, prune=True)["matches0"][0].cpu().numpy()
                 t_model += time.perf_counter() - t0
@@ -401,8 +401,8 @@ class Trainer:
         start, elapsed, history = 0, 0.0, {"val": []}
         if resume and (self.ckpt_path.exists() or (self.compact_path and self.compact_path.exists())):
             start, elapsed, history = self.load()
-            logger.info("resumed from %s at iteration %d (%.0f s trained)", self.ckpt_path, start, elapsed)
             if main:
+                logger.info("resumed from %s at iteration %d (%.0f s trained)", self.ckpt_path, start, elapsed)
                 self._csv("train_log.csv", {}, truncate_after=start)
                 if (self.out / "val_log.csv").exists():
                     self._csv("val_log.csv", {}, truncate_after=start)
