@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from gimsfm.label.filtering import dedup, drop_static, fuse, magsac_fundamental_inliers
 from gimsfm.label.pipeline import LabelConfig, label_video, label_videos, video_id
 from gimsfm.label.propagate import chain, final_filter, propagate
-from gimsfm.label.quality import evaluate_labels
+from gimsfm.label.quality import evaluate_labels, label_variants
 
 
 def _scene_points(n=800, seed=0):
@@ -87,6 +87,14 @@ def test_label_synthetic_video_against_gt(synth_video, tmp_path):
     assert q["evaluated_labels"] > 500
     assert q["precision@3px"] > 85.0 and q["median_error_px"] < 1.5
     assert len(list((out / "frames").glob("*.jpg"))) >= 5
+    # Ablation variants from the same matches: no propagation, and each method alone.
+    assert label_variants(out / "labels.h5") == ["akaze", "direct", "sift-nn"]
+    qd = evaluate_labels(out / "labels.h5", synth_video / "gt.h5", variant="direct")
+    qs = evaluate_labels(out / "labels.h5", synth_video / "gt.h5", variant="sift-nn")
+    # 6 sampled frames: chains of +4 steps would reach past the clip, so both sets hold the direct pairs
+    assert qd["max_reach_frames"] == 4 * stats["step"] and qd["pairs"] == q["pairs"]
+    assert qd["precision@3px"] > 85.0 and qs["precision@3px"] > 85.0
+    assert 0 < qs["labels_per_pair"] < q["labels_per_pair"]  # fusion adds the other method's labels
     # Re-running skips the finished video.
     mtime = (out / "labels.h5").stat().st_mtime
     label_video(synth_video / "video.mp4", tmp_path, conf)
@@ -124,3 +132,17 @@ def test_magsac_degenerate_input_has_no_model():
     assert not magsac_fundamental_inliers(pts, pts + 5, 0.5).any()
     line = np.c_[np.arange(30.0), np.arange(30.0)].astype(np.float32)  # collinear
     magsac_fundamental_inliers(line, line * 1.1, 0.5)  # must not raise
+
+
+def test_bench_labels_cli(synth_video, tmp_path):
+    """`gimsfm bench labels`: one labelling run, a row per variant, and a mean over videos."""
+    r = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "labels", str(synth_video), "--out",
+                        str(tmp_path / "q"), "--methods", "sift-nn,akaze", "--min-propagate", "64"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "q" / "results.json").read_text())
+    mean = res["mean"]
+    assert set(mean) == {"all methods, propagated", "all methods, direct only", "sift-nn only, propagated",
+                         "akaze only, propagated"}
+    assert mean["all methods, propagated"]["precision@3px"] > 85.0
+    assert mean["akaze only, propagated"]["pairs"] > 0 and mean["sift-nn only, propagated"]["labels_per_pair"] > 64

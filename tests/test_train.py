@@ -296,3 +296,18 @@ def test_samples_seen_over_process_count_changes():
     assert samples_seen(10, [], 2) == 20
     assert samples_seen(10, [[0, 2], [4, 4]], 2) == 4 * 2 + 6 * 4
     assert samples_seen(3, [[0, 2], [4, 4]], 2) == 6  # a later segment not reached yet
+
+
+def test_prepare_cache_fills_every_record_once(tmp_path):
+    """`gimsfm train --prepare`: two processes split the records; a later run finds them all cached."""
+    from gimsfm.train.trainer import Trainer, prepare_cache
+
+    p = _tiny_preset(tmp_path)
+    assert prepare_cache(p, workers=2) == 4 + 2
+    files = sorted((tmp_path / "cache").rglob("*.npz"))
+    assert len(files) == 6
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    tr = Trainer(p)
+    tr.build()
+    tr.train_data.batch(0, 2)
+    assert [f.stat().st_mtime_ns for f in sorted((tmp_path / "cache").rglob("*.npz"))] == mtimes

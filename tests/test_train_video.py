@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from gimsfm.errors import InputError
 from gimsfm.train import labels as L
 from gimsfm.train.datasets import make_sample
 from gimsfm.train.video_labels import (
@@ -143,6 +144,17 @@ def test_video_label_source(label_store, tmp_path):
                              n_aug=1000, cache=False)
     assert len(fresh) == 1000 and np.array_equal(fresh.get(5)["A"], fresh.get(5)["A"])
     assert not any(fresh.cache_dir.iterdir())
+    # Ablation variant (labels without propagation) for training; validation keeps the full labels.
+    direct = VideoLabelSource("v-direct", tmp_path / "cache3", 0, 0, {"max_keypoints": 512}, label_store,
+                              augment=False, variant="direct")
+    assert direct.group == "variants/direct/pairs" and 0 < len(direct.pairs) <= len(plain.pairs) + 10
+    rec = direct.get(0)
+    assert (make_sample(rec, 256, None)["gt0"] >= 0).sum() >= 20
+    val = VideoLabelSource("v-val", tmp_path / "cache3", 0, 0, {"max_keypoints": 512}, label_store,
+                           split="val", val_fraction=1.0, variant="direct")
+    assert val.group == "pairs"
+    with pytest.raises(InputError, match="no label variant 'akaze'"):
+        VideoLabelSource("v-x", tmp_path / "cache3", 0, 0, {"max_keypoints": 512}, label_store, variant="akaze")
 
 
 # ------------------------------------------------------------------------------------------- training

@@ -25,17 +25,23 @@ def train_cmd(
     notes: str = typer.Option("", "--notes", help="With --export: a notes paragraph for the model card."),
     export_val: Optional[Path] = typer.Option(None, "--export-val", help="Only write the homography validation "
                                               "pairs as HPatches-layout folders under this directory and exit."),
+    prepare: bool = typer.Option(False, "--prepare", help="Only compute the cached training/validation records "
+                                 "(SIFT features + projections) and exit; `--workers` processes."),
+    workers: int = typer.Option(1, "--workers", help="With --prepare: processes."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda. Under torchrun (e.g. `torchrun "
                                "--standalone --nproc-per-node 2 -m gimsfm train ...`) each process takes one "
                                "GPU, or one CPU share with the gloo backend."),
 ) -> None:
     """Train a matcher (model, data, schedule from the preset); checkpoints to OUT_DIR/checkpoint.pt."""
-    from ..train.trainer import Trainer, export_weights, load_preset, write_model_card
+    from ..train.trainer import Trainer, export_weights, load_preset, prepare_cache, write_model_card
 
     p = load_preset(preset)
     if max_time is not None:
         p["train"]["max_time_s"] = max_time
+    if prepare:
+        typer.echo(f"{prepare_cache(p, workers)} records cached under {p['data']['cache_dir']}")
+        return
     trainer = Trainer(p, device=device)
     if export_val is not None:
         from ..train.datasets import export_homography_val

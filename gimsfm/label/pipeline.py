@@ -4,6 +4,11 @@ Per video: sampled frames -> features per method (a rolling window, frames are n
 direct pairs at +1, +2, +4 sampling steps matched by every method -> per-method MAGSAC F (0.5 px) ->
 watermark filter -> fusion -> propagation -> final MAGSAC F (1 px, >= 64). A video is written to
 `<id>.partial/` and renamed to `<id>/` when complete, so interrupted or parallel runs never corrupt the store.
+
+Besides the labels (`pairs/`), labels.h5 keeps ablation variants computed from the same matches at little
+extra cost (`variants/<name>/pairs/`): `direct` (fusion, no propagation) and, with several methods, one
+per method (that method alone, propagated). Training (`variant:` of a video source) and `gimsfm bench labels`
+read them, so the GIM ablations need no second labelling run.
 """
 from __future__ import annotations
 
@@ -43,15 +48,19 @@ class LabelConfig:
     min_labels: int = 64
     max_side: int = 960  # frames are stored (for training) at most this large
     device: str = "cpu"
+    variants: bool = True  # also store the ablation variants (see module doc)
 
 
 def video_id(source: Path) -> str:
     """Stable folder name: file stem plus a short hash of the absolute path (two clips may share a name)."""
     source = Path(source).resolve()
-    return f"{source.stem}-{hashlib.sha1(str(source).encode()).hexdigest()[:8]}"
+    stem = source.parent.name if source.stem == "video" else source.stem  # synth corpus: <name>/video.mp4
+    return f"{stem}-{hashlib.sha1(str(source).encode()).hexdigest()[:8]}"
 
 
-def _match_pair(methods, feats_a: dict, feats_b: dict, f_thresh: float, stats: dict) -> tuple[np.ndarray, np.ndarray]:
+def _match_pair(methods, feats_a: dict, feats_b: dict, f_thresh: float, stats: dict
+                ) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Fused labels of one pair and each method's own (filtered) labels."""
     parts = []
     for m in methods:
         k0, k1 = m.match(feats_a[m.name], feats_b[m.name])
@@ -65,7 +74,31 @@ def _match_pair(methods, feats_a: dict, feats_b: dict, f_thresh: float, stats: d
         s["raw"] += raw
         s["inliers"] += len(k0)
         parts.append((k0, k1))
-    return fuse(parts)
+    return fuse(parts), {m.name: part for m, part in zip(methods, parts)}
+
+
+def _variants(direct: Labels, by_method: dict[str, Labels], config: LabelConfig) -> dict[str, Labels]:
+    """Ablation label sets from the same matches (final filter included)."""
+    out: dict[str, Labels] = {}
+    if not config.variants:
+        return out
+    if config.propagate:
+        out["direct"] = final_filter(direct, config.final_thresh_px, config.min_labels)
+    if len(by_method) > 1:
+        for name, d in by_method.items():
+            lab = propagate(d, config.min_propagate) if config.propagate else d
+            out[name] = final_filter(lab, config.final_thresh_px, config.min_labels)
+    return out
+
+
+def _write_pairs(grp: h5py.Group, labels: Labels, direct: Labels, frame_index: dict[int, int],
+                 sizes: dict[int, tuple[int, int]]) -> None:
+    for (a, b), (k0, k1) in sorted(labels.items()):
+        g = grp.create_group(f"pairs/{frame_index[a]:06d}_{frame_index[b]:06d}")
+        g.create_dataset("kpts0", data=k0.astype(np.float32), compression="gzip")
+        g.create_dataset("kpts1", data=k1.astype(np.float32), compression="gzip")
+        g.attrs.update(frame0=frame_index[a], frame1=frame_index[b], interval=frame_index[b] - frame_index[a],
+                       direct=(a, b) in direct, size0=sizes[a], size1=sizes[b])
 
 
 def label_video(source: Path, out_root: Path, config: LabelConfig, methods=None) -> Path:
@@ -86,6 +119,7 @@ def label_video(source: Path, out_root: Path, config: LabelConfig, methods=None)
     stats: dict[str, Any] = {"source": str(source), "fps": fps, "step": step, "methods": {}}
     window: deque = deque(maxlen=max(config.offsets) + 1)  # (sample index, frame index, features)
     direct: Labels = {}
+    by_method: dict[str, Labels] = {m.name: {} for m in methods}
     frame_index: dict[int, int] = {}
     sizes: dict[int, tuple[int, int]] = {}
     n = 0
@@ -99,8 +133,10 @@ def label_video(source: Path, out_root: Path, config: LabelConfig, methods=None)
         feats = {m.name: m.extract(rgb) for m in methods}
         for prev_n, _, prev_feats in window:
             if n - prev_n in config.offsets:
-                k0, k1 = _match_pair(methods, prev_feats, feats, config.f_thresh_px, stats)
-                direct[(prev_n, n)] = (k0, k1)
+                fused, parts = _match_pair(methods, prev_feats, feats, config.f_thresh_px, stats)
+                direct[(prev_n, n)] = fused
+                for name, part in parts.items():
+                    by_method[name][(prev_n, n)] = part
         window.append((n, fidx, feats))
     if not frame_index:
         raise InputError(f"{source}: no frames decoded")
@@ -109,24 +145,23 @@ def label_video(source: Path, out_root: Path, config: LabelConfig, methods=None)
     stats["direct_labels"] = int(sum(len(v[0]) for v in direct.values()))
     labels = propagate(direct, config.min_propagate) if config.propagate else dict(direct)
     final = final_filter(labels, config.final_thresh_px, config.min_labels)
-    used = {i for key in final for i in key}
+    variants = _variants(direct, by_method, config)
+    used = {i for lab in (final, *variants.values()) for key in lab for i in key}
     for n_, fidx in frame_index.items():  # keep only frames that some label uses
         if n_ not in used:
             (work / "frames" / f"{fidx:06d}.jpg").unlink()
     with h5py.File(work / "labels.h5", "w") as f:
-        for (a, b), (k0, k1) in sorted(final.items()):
-            g = f.create_group(f"pairs/{frame_index[a]:06d}_{frame_index[b]:06d}")
-            g.create_dataset("kpts0", data=k0.astype(np.float32), compression="gzip")
-            g.create_dataset("kpts1", data=k1.astype(np.float32), compression="gzip")
-            g.attrs.update(frame0=frame_index[a], frame1=frame_index[b], interval=frame_index[b] - frame_index[a],
-                           direct=(a, b) in direct, size0=sizes[a], size1=sizes[b])
+        _write_pairs(f, final, direct, frame_index, sizes)
+        for name, lab in variants.items():
+            _write_pairs(f.require_group(f"variants/{name}"), lab, direct, frame_index, sizes)
         f.attrs.update(source=str(source), fps=fps, step=step, config=json.dumps(asdict(config)))
     intervals = [frame_index[b] - frame_index[a] for a, b in final]
     stats.update(
         propagated_pairs=int(sum((k not in direct) for k in final)), final_pairs=len(final),
         final_labels=int(sum(len(v[0]) for v in final.values())),
         mean_labels_per_pair=float(np.mean([len(v[0]) for v in final.values()])) if final else 0.0,
-        max_reach_frames=int(max(intervals, default=0)), seconds=time.perf_counter() - t0)
+        max_reach_frames=int(max(intervals, default=0)), seconds=time.perf_counter() - t0,
+        variants={k: {"pairs": len(v), "labels": int(sum(len(x[0]) for x in v.values()))} for k, v in variants.items()})
     (work / "stats.json").write_text(json.dumps(stats, indent=2))
     if final_dir.exists():
         shutil.rmtree(final_dir)

@@ -44,14 +44,21 @@ def gt_correspondence(p0: np.ndarray, frame0: int, frame1: int, gt: dict[str, An
     return out, valid
 
 
-def evaluate_labels(labels_h5: Path, gt_h5: Path, thresh_px: float = 3.0) -> dict[str, Any]:
-    """Precision@thresh, median error, density and reach of one video's labels."""
+def label_variants(labels_h5: Path) -> list[str]:
+    """Ablation variants stored beside the labels (`variants/<name>`), e.g. direct, sift-nn."""
+    with h5py.File(labels_h5, "r") as f:
+        return sorted(f["variants"].keys()) if "variants" in f else []
+
+
+def evaluate_labels(labels_h5: Path, gt_h5: Path, thresh_px: float = 3.0, variant: str | None = None
+                    ) -> dict[str, Any]:
+    """Precision@thresh, median error, density and reach of one video's labels (or of a stored variant)."""
     with h5py.File(gt_h5, "r") as f:
         gt = {k: f[k][()] for k in ("K", "dist", "cam_from_world", "depth_frames", "depth", "dynamic")}
         gt_width = int(f.attrs["width"])
     errors, per_pair, intervals, n_eval, n_dynamic_or_sky, n_total = [], [], [], 0, 0, 0
     with h5py.File(labels_h5, "r") as f:
-        pairs = f.get("pairs", {})
+        pairs = f.get(f"variants/{variant}/pairs" if variant else "pairs", {})
         for name in pairs:
             g = pairs[name]
             k0, k1 = g["kpts0"][()], g["kpts1"][()]

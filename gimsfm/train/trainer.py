@@ -512,6 +512,45 @@ class Trainer:
         return summary
 
 
+def _prepare_shard(args: tuple[dict, int, int]) -> int:
+    preset, shard, n_shards = args
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    done = 0
+    for split, src in _cacheable_sources(Trainer(preset, device="cpu")):
+        for i in range(shard, len(src), n_shards):
+            src.get(i)
+            done += 1
+    return done
+
+
+def _cacheable_sources(trainer: "Trainer") -> list[tuple[str, Any]]:
+    """Sources whose records are cached and drawn many times: base data of both splits, video validation.
+    Video training records are left to the run (a pool of augmentations, most drawn about once)."""
+    out = []
+    for split in ("train", "val"):
+        for s in trainer._sources(split)[0]:
+            if s.kind != "video_labels" or split == "val":
+                out.append((split, s))
+    return out
+
+
+def prepare_cache(preset: dict[str, Any], workers: int = 1) -> int:
+    """Compute and cache every cacheable record of a preset (SIFT features + projections) in `workers` processes,
+    so that a run (or each torchrun rank) starts on cached data. Returns the number of records."""
+    from tqdm import tqdm
+
+    n = max(1, int(workers))
+    jobs = [(preset, k, n) for k in range(n)]
+    if n == 1:
+        return _prepare_shard(jobs[0])
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
+        return sum(tqdm(pool.map(_prepare_shard, jobs), total=n, desc="cache shards"))
+
+
 def compact_state(state: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint with Adam's moments in bfloat16 (weights stay fp32): about 2/3 of the size, small
     enough to commit; resuming from it continues training (moments approximate to 3 digits)."""

@@ -31,7 +31,9 @@ Two modes, chosen per source by the size of the label store relative to the samp
   about once each in a run, where a cache would cost ~100 GB and save nothing).
 
 Validation records are never augmented (stable numbers) and always cached. `augment: false` gives one
-un-augmented record per pair (ablation "without strong augmentation").
+un-augmented record per pair (ablation "without strong augmentation"). `variant: direct | <method>` trains on
+an ablation label set stored beside the labels (`gimsfm.label.pipeline` doc); validation always scores the
+full labels, so ablations are compared on the same held-out pairs.
 """
 from __future__ import annotations
 
@@ -222,8 +224,10 @@ class VideoLabelSource(PairSource):
     def __init__(self, name: str, cache_dir: Path, n_pairs: int, seed: int, sift_conf: dict, root: str | Path,
                  split: str = "train", augment: dict | bool | None = True, n_aug: int = 8,
                  label_radius: float = 2.5, val_fraction: float = 0.1, max_videos: float | None = None,
-                 all_videos: bool = False, cache: bool = True):
+                 all_videos: bool = False, cache: bool = True, variant: str | None = None):
         self.root = resolve_path(root)
+        # h5 group of the labels: the full labels, or an ablation variant (training split only)
+        self.group = f"variants/{variant}/pairs" if variant and split == "train" else "pairs"
         if not self.root.is_dir():
             raise InputError(f"label store not found: {self.root} (make it with `gimsfm label VIDEOS --out ...`)")
         done = sorted(d.name for d in self.root.iterdir() if (d / "labels.h5").is_file())
@@ -250,13 +254,17 @@ class VideoLabelSource(PairSource):
         pairs = []
         for v in self.videos:
             with h5py.File(self.root / v / "labels.h5", "r") as f:
-                pairs += [(v, k) for k in sorted(f["pairs"].keys())] if "pairs" in f else []
+                if self.group.startswith("variants/") and "variants" in f and self.group not in f:
+                    raise InputError(f"{self.root / v}: no label variant {self.group.split('/')[1]!r} "
+                                     f"(has: {', '.join(f['variants'])})")
+                pairs += [(v, k) for k in sorted(f[self.group].keys())] if self.group in f else []
         # Interleave videos (hash order of the pair key) so that n_train takes from every video.
         return sorted(pairs, key=lambda p: hashlib.md5(f"{keys.get(p[0], p[0])}/{p[1]}".encode()).hexdigest())
 
     def _cache_key(self) -> Any:
-        return (self.seed, str(self.root), tuple(self.pairs), sorted((self.augment or {}).items()), self.n_aug,
-                self.label_radius)
+        key = (self.seed, str(self.root), tuple(self.pairs), sorted((self.augment or {}).items()), self.n_aug,
+               self.label_radius)
+        return key if self.group == "pairs" else (*key, self.group)
 
     def get(self, idx: int) -> dict[str, np.ndarray]:
         return super().get(idx) if self.cache else self.build(idx)
@@ -267,7 +275,7 @@ class VideoLabelSource(PairSource):
 
         v, key = self.pairs[i]
         with h5py.File(self.root / v / "labels.h5", "r") as f:
-            g = f["pairs"][key]
+            g = f[self.group][key]
             lab0, lab1 = g["kpts0"][()], g["kpts1"][()]
             f0, f1 = int(g.attrs["frame0"]), int(g.attrs["frame1"])
         img0 = read_image(self.root / v / "frames" / f"{f0:06d}.jpg")
