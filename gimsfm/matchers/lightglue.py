@@ -18,6 +18,7 @@ from .registry import register
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 BASE_WEIGHTS = WEIGHTS_DIR / "sift_lightglue_base.pt"
+GIM_WEIGHTS = WEIGHTS_DIR / "sift_lightglue_gim.pt"
 
 
 def features_to_batch(f0: dict[str, np.ndarray], f1: dict[str, np.ndarray], device: torch.device) -> dict:
@@ -78,3 +79,10 @@ class SiftLightGlue(SiftMatcher):
           available=lambda: BASE_WEIGHTS.is_file())
 class SiftLightGlueBase(SiftLightGlue):
     pass
+
+
+@register("sift-lightglue-gim",
+          "sift-lightglue-base after GIM self-training on labelled videos (gimsfm label + train)",
+          available=lambda: GIM_WEIGHTS.is_file())
+class SiftLightGlueGim(SiftLightGlue):
+    default_conf: dict[str, Any] = {**SiftLightGlue.default_conf, "weights": str(GIM_WEIGHTS)}
