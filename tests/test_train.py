@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -311,3 +312,25 @@ def test_prepare_cache_fills_every_record_once(tmp_path):
     tr.build()
     tr.train_data.batch(0, 2)
     assert [f.stat().st_mtime_ns for f in sorted((tmp_path / "cache").rglob("*.npz"))] == mtimes
+
+
+def test_preset_extends_and_source_overrides(tmp_path):
+    """Ablation presets state only their change; every committed ablation loads and differs as named."""
+    from gimsfm.errors import InputError
+    from gimsfm.train.trainer import load_preset
+
+    main = load_preset(REPO / "pipelines" / "train_sift_lightglue_gim.yaml")
+    abl = load_preset(REPO / "pipelines" / "ablations" / "gim_no_propagation.yaml")
+    videos = [s for s in abl["data"]["sources"] if s["type"] == "video_labels"]
+    assert {s["variant"] for s in videos} == {"direct"} and len(videos) == 2
+    assert abl["out_dir"] == "runs/train/gim_no_propagation" and abl["train"]["compact_checkpoint"] is None
+    assert abl["optim"] == main["optim"] and abl["train"]["init_from"] == main["train"]["init_from"]
+    assert [s for s in abl["data"]["sources"] if s["type"] != "video_labels"] == \
+        [s for s in main["data"]["sources"] if s["type"] != "video_labels"]
+    for f in (REPO / "pipelines" / "ablations").glob("*.yaml"):
+        assert load_preset(f)["name"] == f.stem
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"extends: {REPO / 'pipelines' / 'train_sift_lightglue_gim.yaml'}\nname: x\n"
+                   "source_overrides: {nothing_*: {weight: 0}}\n")
+    with pytest.raises(InputError, match="matches no source"):
+        load_preset(bad)

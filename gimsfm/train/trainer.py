@@ -66,9 +66,36 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A preset's mapping with `extends: OTHER.yaml` (relative to it) resolved and `source_overrides`
+    (`{name or glob: {key: value}}`, merged into the matching data sources) applied: variants of a
+    preset, e.g. the GIM ablations, state only what they change."""
+    import fnmatch
+
+    path = Path(path).resolve()
+    if path in seen:
+        raise InputError(f"preset {path}: circular extends")
+    raw = read_yaml_mapping(path)
+    parent = raw.pop("extends", None)
+    overrides = raw.pop("source_overrides", None) or {}
+    if parent:
+        raw = _merge(_read_raw(path.parent / parent, (*seen, path)), raw)
+    if overrides:
+        sources = raw.get("data", {}).get("sources")
+        if not sources:
+            raise InputError(f"preset {path}: source_overrides but no data sources")
+        for pattern, over in overrides.items():
+            hits = [s for s in sources if fnmatch.fnmatch(str(s.get("name", s.get("type"))), pattern)]
+            if not hits:
+                raise InputError(f"preset {path}: source_overrides {pattern!r} matches no source")
+            for s in hits:
+                s.update(_merge(s, over))
+    return raw
+
+
 def load_preset(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    raw = read_yaml_mapping(path)
+    raw = _read_raw(path)
     unknown = set(raw) - set(DEFAULTS)
     if unknown:
         raise InputError(f"preset {path}: unknown key(s) {', '.join(sorted(unknown))}")
