@@ -125,6 +125,12 @@ def test_video_label_source(label_store, tmp_path):
     rec = src.get(1)
     assert np.array_equal(src.build(1)["kpts1"], rec["kpts1"])  # same (pair, augmentation) -> same record
     assert not np.array_equal(rec["A"], src.get(0)["A"])  # the pool holds different augmentations
+    # image 0's SIFT comes from the per-frame cache and equals a fresh extraction
+    assert any(src.frame_cache.iterdir())
+    d = src.load_pair(0)
+    fresh0 = src.extractor(d["img0"])
+    cached0 = src.frame_features(src.pairs[0][0], d["frame0"], d["img0"])
+    assert all(np.array_equal(fresh0[k], cached0[k]) for k in fresh0)
     n_pos = 0
     for i in range(len(src)):  # some warps are harsh (rotation, zoom 0.6): count positives over the pool
         s = make_sample(src.get(i), 256, None)

@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import InputError
 from ..utils.io import read_image
 from . import labels as L
-from .datasets import PairSource, _pack_features, _rng, resolve_path
+from .datasets import PairSource, _atomic_savez, _pack_features, _rng, resolve_path
 
 # GIM step 6 (paper / release): perspective p=0.9, corners +-25 %, rotation +-180 deg, rescale 0.6-1.4 + crop,
 # photometric changes, blur / motion blur, darkening.
@@ -247,6 +247,11 @@ class VideoLabelSource(PairSource):
         self.split = split
         self.cache = cache or split != "train"
         super().__init__(name, cache_dir, len(self.pairs) * self.n_aug, seed, sift_conf)
+        # Image 0 is never augmented: its SIFT is cached per stored frame, shared by every pair, augmentation,
+        # split and torchrun rank that uses the frame (halves the feature cost of uncached records).
+        key = hashlib.md5(repr((str(self.root), sorted(self.sift_conf.items()))).encode()).hexdigest()[:10]
+        self.frame_cache = Path(cache_dir) / f"frames-{self.root.name}-{key}"
+        self.frame_cache.mkdir(parents=True, exist_ok=True)
 
     def _list_pairs(self, keys: dict[str, str]) -> list[tuple[str, str]]:
         import h5py
@@ -280,7 +285,20 @@ class VideoLabelSource(PairSource):
             f0, f1 = int(g.attrs["frame0"]), int(g.attrs["frame1"])
         img0 = read_image(self.root / v / "frames" / f"{f0:06d}.jpg")
         img1 = read_image(self.root / v / "frames" / f"{f1:06d}.jpg")
-        return {"img0": img0, "img1": img1, "lab0": lab0, "lab1": lab1}
+        return {"img0": img0, "img1": img1, "lab0": lab0, "lab1": lab1, "frame0": f0}
+
+    def frame_features(self, video: str, frame: int, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        """SIFT of an un-augmented stored frame, from the frame cache (computed and stored if missing)."""
+        path = self.frame_cache / f"{video}_{frame:06d}.npz"
+        if path.exists():
+            try:
+                with np.load(path) as z:
+                    return {k: z[k] for k in z.files}
+            except Exception:  # noqa: BLE001 - a partial file from another process: recompute
+                pass
+        f = self.extractor(rgb)
+        _atomic_savez(path, **f)
+        return f
 
     def build(self, idx: int) -> dict[str, np.ndarray]:
         i, a = divmod(idx, self.n_aug)
@@ -290,7 +308,7 @@ class VideoLabelSource(PairSource):
         A = np.eye(3)
         if self.augment is not None:
             img1, A = strong_augment(img1, _rng(self.seed, self.kind, v, key, a), self.augment)
-        f0, f1 = self.extractor(img0), self.extractor(img1)
+        f0, f1 = self.frame_features(v, d["frame0"], img0), self.extractor(img1)
         p01, vis01, p10, vis10 = project_labels(f0["keypoints"], f1["keypoints"], d["lab0"], d["lab1"], A,
                                                 f0["image_size"], f1["image_size"], self.label_radius)
         return {**_pack_features(f0, 0), **_pack_features(f1, 1), "p01": p01, "vis01": vis01, "p10": p10,
