@@ -645,10 +645,19 @@ def write_model_card(ckpt_path: Path, card_path: Path, title: str, speed_json: P
              "## Model", "",
              f"- architecture: `{ck['model_name']}` {json.dumps(ck['model_conf'])}",
              f"- parameters: {n_params:,}; shipped as an fp16 state dict + config", "",
-             "## Training data (domain-specific, as the GIM base model)", ""]
+             "## Training data" + (" (GIM: labelled videos + the base data)" if any(
+                 s.get("type") == "video_labels" for s in d["sources"]) else " (domain-specific, as the GIM base model)"),
+             ""]
+    if p["train"].get("init_from"):
+        lines += [f"- initialised from `{p['train']['init_from']}`", ""]
     for src in d["sources"]:
-        desc = {k: v for k, v in src.items() if k not in ("warp",)}
+        desc = {k: v for k, v in src.items() if k not in ("warp", "augment")}
         lines.append(f"- {json.dumps(desc)}")
+        index = resolve_path(src["root"]) / "index.json" if src.get("type") == "video_labels" else None
+        if index is not None and index.is_file():  # what the label store held (the run read this store)
+            t = json.loads(index.read_text()).get("total", {})
+            lines.append(f"  - label store: {t.get('videos')} videos, {t.get('pairs')} labelled pairs, "
+                         f"{t.get('labels')} labels; augmentation {json.dumps(src.get('augment', True))}")
     lines += ["", f"- {d['n_kpts']} SIFT keypoints per image in training (of {d['sift'].get('max_keypoints')} "
               f"cached), batch {d['batch_size']}, GT: mutual nearest within {d['pos_th']} px = match, farther "
               f"than {d['neg_th']} px from every keypoint = unmatched, occluded/outside = unmatched", "",
