@@ -54,7 +54,10 @@ def bench_labels(
 ) -> None:
     """Label quality vs hidden GT: the labels and their stored ablation variants (no propagation, each method
     alone) from one labelling run per video: precision@3px, density, reach."""
+    import json
     import time
+
+    import h5py
 
     from ..bench.report import write_report
     from ..errors import InputError
@@ -82,7 +85,9 @@ def bench_labels(
             res[name] = r
             rows.append([vdir.name, name, r["pairs"], r["labels_per_pair"], r["precision@3px"],
                          r["median_error_px"], r["on_moving_or_sky_pct"], r["max_reach_frames"]])
-        res["labelling"] = {"seconds": seconds, "peak_memory_mb": mem.peak}
+        with h5py.File(h5, "r") as f:  # the store's own settings (--labels may hold an earlier run)
+            store_conf = json.loads(f.attrs["config"])
+        res["labelling"] = {"seconds": seconds, "peak_memory_mb": mem.peak, "config": store_conf}
     summary = results["mean"] = _summarize_labels(results["videos"])
     for name, r in summary.items():
         rows.append([f"all {len(videos)} videos", name, r["pairs"], r["labels_per_pair"], r["precision@3px"],

@@ -76,6 +76,19 @@ def _atomic_savez(path: Path, **arrays) -> None:
 # Homography pairs from texture photos
 # ----------------------------------------------------------------------------------------------------------
 
+def cached_npz(path: Path, compute) -> dict[str, np.ndarray]:
+    """The arrays stored at `path`, or `compute()`'s, stored atomically (shared by processes and ranks)."""
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                return {k: z[k] for k in z.files}
+        except Exception:  # noqa: BLE001 - a partial file from another process: rebuild it
+            pass
+    rec = compute()
+    _atomic_savez(path, **rec)
+    return rec
+
+
 def _rot(deg: float) -> np.ndarray:
     t = np.deg2rad(deg)
     return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
@@ -184,16 +197,7 @@ class PairSource:
         return self.n_pairs
 
     def get(self, idx: int) -> dict[str, np.ndarray]:
-        path = self.cache_dir / f"{idx:06d}.npz"
-        if path.exists():
-            try:
-                with np.load(path) as z:
-                    return {k: z[k] for k in z.files}
-            except Exception:  # a partial file from another process: rebuild it
-                pass
-        rec = self.build(idx)
-        _atomic_savez(path, **rec)
-        return rec
+        return cached_npz(self.cache_dir / f"{idx:06d}.npz", lambda: self.build(idx))
 
     def build(self, idx: int) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import InputError
 from ..utils.io import read_image
 from . import labels as L
-from .datasets import PairSource, _atomic_savez, _pack_features, _rng, resolve_path
+from .datasets import PairSource, _pack_features, _rng, cached_npz, resolve_path
 
 # GIM step 6 (paper / release): perspective p=0.9, corners +-25 %, rotation +-180 deg, rescale 0.6-1.4 + crop,
 # photometric changes, blur / motion blur, darkening.
@@ -259,9 +259,9 @@ class VideoLabelSource(PairSource):
         pairs = []
         for v in self.videos:
             with h5py.File(self.root / v / "labels.h5", "r") as f:
-                if self.group.startswith("variants/") and "variants" in f and self.group not in f:
+                if self.group.startswith("variants/") and self.group not in f:  # e.g. a store from before variants
                     raise InputError(f"{self.root / v}: no label variant {self.group.split('/')[1]!r} "
-                                     f"(has: {', '.join(f['variants'])})")
+                                     f"(has: {', '.join(f['variants']) if 'variants' in f else 'none'})")
                 pairs += [(v, k) for k in sorted(f[self.group].keys())] if self.group in f else []
         # Interleave videos (hash order of the pair key) so that n_train takes from every video.
         return sorted(pairs, key=lambda p: hashlib.md5(f"{keys.get(p[0], p[0])}/{p[1]}".encode()).hexdigest())
@@ -289,16 +289,7 @@ class VideoLabelSource(PairSource):
 
     def frame_features(self, video: str, frame: int, rgb: np.ndarray) -> dict[str, np.ndarray]:
         """SIFT of an un-augmented stored frame, from the frame cache (computed and stored if missing)."""
-        path = self.frame_cache / f"{video}_{frame:06d}.npz"
-        if path.exists():
-            try:
-                with np.load(path) as z:
-                    return {k: z[k] for k in z.files}
-            except Exception:  # noqa: BLE001 - a partial file from another process: recompute
-                pass
-        f = self.extractor(rgb)
-        _atomic_savez(path, **f)
-        return f
+        return cached_npz(self.frame_cache / f"{video}_{frame:06d}.npz", lambda: self.extractor(rgb))
 
     def build(self, idx: int) -> dict[str, np.ndarray]:
         i, a = divmod(idx, self.n_aug)
