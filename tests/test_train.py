@@ -209,6 +209,33 @@ def test_checkpoint_resume_is_exact(tmp_path):
         assert torch.equal(v, ck["model"][k]), k
 
 
+def test_loader_workers_give_the_same_batches_and_weights(tmp_path):
+    """DataLoader workers (GPU runs) build exactly the batches the main process would, in order."""
+    from gimsfm.train.trainer import Trainer, batch_iterator
+
+    torch.set_num_threads(1)
+    p = _tiny_preset(tmp_path)
+    tr = Trainer(p)
+    tr.build()
+    inline = list(batch_iterator(tr.train_data, 3, 6, 1, 0, 2, workers=0))
+    pooled = list(batch_iterator(tr.train_data, 3, 6, 1, 0, 2, workers=2))
+    assert len(inline) == len(pooled) == 3
+    for a, b in zip(inline, pooled):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+
+    runs = []
+    for name, workers in (("w0", 0), ("w2", 2)):
+        q = _tiny_preset(tmp_path, train={"max_iters": 3, "val_every": 1000, "loader_workers": workers})
+        q["out_dir"] = str(tmp_path / name)
+        t = Trainer(q)
+        t.run(progress=False)
+        runs.append(torch.load(t.ckpt_path, weights_only=False)["model"])
+    for k, v in runs[0].items():
+        assert torch.equal(v, runs[1][k]), k
+
+
 def _cli(*args, cwd=REPO):
     return subprocess.run([sys.executable, "-m", "gimsfm", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=120)

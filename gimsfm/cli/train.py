@@ -15,7 +15,8 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue from the run's checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over, deleting the run's checkpoint and logs."),
     max_iters: Optional[int] = typer.Option(None, "--max-iters", help="Override train.max_iters."),
-    max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop (with a checkpoint) after N seconds."),
+    max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop (with a checkpoint) after N seconds "
+                                             "of this invocation (a resumed run trains N seconds more)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Only export the checkpoint's weights to this "
                                           "file (fp16 state dict + config) and exit."),
     speed_json: Optional[Path] = typer.Option(None, "--speed-json", help="With --export: a `gimsfm bench speed` "
@@ -58,7 +59,10 @@ def train_cmd(
         typer.echo(f"model card: {card}")
         return
     if export is not None:
-        info = export_weights(trainer.ckpt_path, export)
+        src = trainer.ckpt_path
+        if not src.is_file() and trainer.compact_path is not None and trainer.compact_path.is_file():
+            src = trainer.compact_path  # a fresh checkout (or a run trained elsewhere): the committed checkpoint
+        info = export_weights(src, export)
         card = write_model_card(export, Path(export).with_suffix(".md"), f"Model card: {Path(export).stem}",
                                 speed_json, notes)
         typer.echo(f"model card: {card}")

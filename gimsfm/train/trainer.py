@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "optim": {"lr": 2e-4, "warmup": 200, "decay_start": 10**9, "decay_every": 20000, "decay": 0.5,
               "weight_decay": 0.0, "grad_clip": 1.0},
     "train": {"max_iters": 100000, "threads": 1, "log_every": 25, "val_every": 2000, "ckpt_every_s": 240,
-              "max_time_s": None, "init_from": None},
+              "max_time_s": None, "init_from": None, "loader_workers": 0},
     "val": {"n_kpts": 1024, "max_pairs": 100, "ransac_px": 3.0},
     "export": {"path": None},
 }
@@ -234,6 +234,46 @@ def evaluate(model, val_sources, conf: dict, data_conf: dict, baseline: bool = F
 # Trainer
 # ----------------------------------------------------------------------------------------------------------
 
+class BatchStream(torch.utils.data.Dataset):
+    """Batches `first..end-1` of this rank, in order. Batch i is a pure function of i (MixedPairs), so
+    DataLoader workers can build them ahead in parallel (SIFT, warps) while the model trains on a GPU,
+    and the stream is the same as the one computed in the main process."""
+
+    def __init__(self, data: MixedPairs, first: int, end: int, world: int, rank: int, batch_size: int):
+        self.data, self.first, self.end = data, first, end
+        self.world, self.rank, self.batch_size = world, rank, batch_size
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.first)
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        return self.data.batch((self.first + k) * self.world + self.rank, self.batch_size)
+
+
+def _loader_worker_init(_: int) -> None:
+    import signal
+
+    torch.set_num_threads(1)  # one worker per core: no nested thread pools
+    cv2.setNumThreads(1)
+    # Own process group: a SIGTERM to the trainer's group (timeout, a scheduler) reaches the trainer alone,
+    # which finishes the iteration, writes the checkpoint and shuts the workers down (they also exit on
+    # their own when it dies).
+    os.setpgrp()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def batch_iterator(data: MixedPairs, first: int, end: int, world: int, rank: int, batch_size: int,
+                   workers: int, pin: bool = False):
+    """Training batches first..end-1: in this process (workers = 0, CPU training) or from `workers`
+    DataLoader processes (GPU training, where data preparation on one core would starve the device)."""
+    if workers <= 0:
+        return (data.batch(i * world + rank, batch_size) for i in range(first, end))
+    stream = BatchStream(data, first, end, world, rank, batch_size)
+    return iter(torch.utils.data.DataLoader(stream, batch_size=None, shuffle=False, num_workers=workers,
+                                            prefetch_factor=4, pin_memory=pin,
+                                            worker_init_fn=_loader_worker_init))
+
+
 class Trainer:
     def __init__(self, preset: dict[str, Any], repo_root: Path | None = None, device: str = "auto"):
         self.p = preset
@@ -319,8 +359,9 @@ class Trainer:
 
     def load(self) -> tuple[int, float, dict]:
         path = self.ckpt_path
+        self.loaded_from = path
         if not path.exists() and self.compact_path is not None and self.compact_path.exists():
-            path = self.compact_path  # a fresh checkout continues from the committed checkpoint
+            path = self.loaded_from = self.compact_path  # a fresh checkout continues from the committed one
             logger.info("no local checkpoint: resuming from the committed one, %s", path)
         ck = expand_state(torch.load(path, map_location="cpu", weights_only=False))
         self.model.load_state_dict(ck["model"])
@@ -429,7 +470,7 @@ class Trainer:
         if resume and (self.ckpt_path.exists() or (self.compact_path and self.compact_path.exists())):
             start, elapsed, history = self.load()
             if main:
-                logger.info("resumed from %s at iteration %d (%.0f s trained)", self.ckpt_path, start, elapsed)
+                logger.info("resumed from %s at iteration %d (%.0f s trained)", self.loaded_from, start, elapsed)
                 self._csv("train_log.csv", {}, truncate_after=start)
                 if (self.out / "val_log.csv").exists():
                     self._csv("val_log.csv", {}, truncate_after=start)
@@ -467,6 +508,7 @@ class Trainer:
         it = start
         last = {}
         max_time = t.get("max_time_s")
+        t_invocation = time.time()
         # SIGTERM (kill PID; torchrun forwards it): finish the iteration, write the checkpoint, exit cleanly.
         stop = {"flag": False}
         import signal
@@ -478,14 +520,17 @@ class Trainer:
             prev = signal.signal(signal.SIGTERM, _on_term)
         except ValueError:  # not the main thread
             prev = None
+        batches = batch_iterator(self.train_data, start, end, self.world, self.rank, int(d["batch_size"]),
+                                 int(t.get("loader_workers") or 0), pin=self.device.type == "cuda")
         while it < end:
             for g in self.opt.param_groups:
                 g["lr"] = lr_at(it, self.p["optim"])
-            batch = self.train_data.batch(it * self.world + self.rank, int(d["batch_size"]))
+            batch = next(batches)
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             out = step_model(batch)
             loss, metrics = self.model.loss(batch, out)
-            timeout = (max_time is not None and time.time() - t0 >= float(max_time)) or stop["flag"]
+            # max_time_s counts this invocation only (a resumed run trains for the next N seconds)
+            timeout = (max_time is not None and time.time() - t_invocation >= float(max_time)) or stop["flag"]
             bad_loss = not bool(torch.isfinite(loss))
             if self.world > 1:  # every rank must take the same branch (DDP collectives) and stop together
                 flags = torch.tensor([float(bad_loss), float(timeout)], device=self.device)
@@ -530,6 +575,7 @@ class Trainer:
                                 "SIGTERM" if stop["flag"] else "max_time_s", it)
                 break
         bar.close()
+        getattr(batches, "_shutdown_workers", lambda: None)()  # DataLoader workers: stop prefetching now
         if prev is not None:
             signal.signal(signal.SIGTERM, prev)
         summary = {"iteration": it, "elapsed_s": time.time() - t0, "last": last,
