@@ -218,6 +218,9 @@ def test_gate_against_stored_baseline(shared_data, tmp_path):
     (["bench", "zeb", "--data", "T", "--matcher", "nope", "--out", "X"], "unknown matcher"),
     (["bench", "zeb", "--data", "T", "--estimator", "nope", "--out", "X"], "unknown estimator"),
     (["bench", "indomain", "--out", "X"], "nothing to evaluate"),
+    (["bench", "zeb", "--data", "T", "--matcher", "sift-lightglue-gim:/nonexistent.pt", "--out", "X"],
+     "weights file not found"),
+    (["bench", "compare", "T", "--a", "sift-nn"], "no per_pair.json"),
 ])
 def test_bench_cli_bad_input_one_line(args, message, tmp_path):
     args = [{"X": str(tmp_path / "out"), "T": str(tmp_path)}.get(a, a) for a in args]
@@ -285,3 +288,43 @@ def test_bench_cli_end_to_end(shared_data, tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["matchers"]["sift-nn"]["datasets"]["homogr_adam"]["pairs"] == 1
     assert (out / "homography_curves.png").is_file()
+
+
+def test_paired_auc_difference_known_answers():
+    from gimsfm.bench.metrics import paired_auc_difference
+
+    rng = np.random.default_rng(0)
+    base = {f"d{i}": rng.uniform(0, 30, 40) for i in range(3)}
+    same = paired_auc_difference(base, base, n_boot=200)
+    assert all(v == (0.0, 0.0, 0.0) for v in same.values())
+    # Every pair's error halved: better at every threshold, and the interval says so.
+    better = paired_auc_difference({d: e / 2 for d, e in base.items()}, base, n_boot=200)
+    for d, lo, hi in better.values():
+        assert 0 < lo <= d <= hi
+    # One pair of 40 a little better is not distinguishable from luck.
+    one = {d: e.copy() for d, e in base.items()}
+    one["d0"][0] *= 0.9
+    d, lo, hi = paired_auc_difference(one, base, n_boot=200)["auc@20"]
+    assert lo <= 0 <= hi
+    with pytest.raises(ValueError):
+        paired_auc_difference({"d0": [1.0, 2.0]}, {"d0": [1.0]})
+
+
+def test_bench_compare_reads_per_pair_results(tmp_path, capsys):
+    from gimsfm.bench.compare import compare_results
+
+    rng = np.random.default_rng(1)
+    per_pair = {}
+    for m, scale in (("sift-nn", 1.0), ("good", 0.4)):
+        per_pair[m] = {d: [{"err": float(e) * scale, "success": True} for e in rng.uniform(0, 25, 30)]
+                       for d in ("a", "b")}
+        rng = np.random.default_rng(1)  # the same pairs for both matchers
+    per_pair["good"]["a"][0]["err"] = float("nan")  # a failure counts as an infinite error
+    (tmp_path / "per_pair.json").write_text(json.dumps(per_pair))
+    res = compare_results([tmp_path], "good", "sift-nn", n_boot=200)
+    assert res["datasets"] == ["a", "b"]
+    d, lo, hi = res["difference"]["auc@10"]
+    assert lo > 0 and lo <= d <= hi
+    assert "minus sift-nn" in capsys.readouterr().out
+    with pytest.raises(InputError, match="not in these results"):
+        compare_results([tmp_path], "other", "sift-nn")

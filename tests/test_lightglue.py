@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from gimsfm.errors import InputError
 from gimsfm.matchers.lightglue import BASE_WEIGHTS
 from gimsfm.models import build_model
 
@@ -50,8 +51,6 @@ def test_deep_supervision_outputs_every_layer():
 
 
 def test_unknown_model_name():
-    from gimsfm.errors import InputError
-
     with pytest.raises(InputError):
         build_model("nope")
 
@@ -61,6 +60,30 @@ def test_matcher_registered():
 
     names = [e.name for e in list_matchers()]
     assert "sift-lightglue-base" in names
+
+
+@pytest.mark.skipif(not BASE_WEIGHTS.is_file(), reason="weights not exported yet")
+def test_candidate_weights_by_name(tmp_path):
+    """NAME:WEIGHTS runs a registered learned matcher with other weights; the weights' content is part of its
+    configuration (benchmark caches are keyed by it), so a re-export never reuses stale matches."""
+    import shutil
+
+    from gimsfm.matchers import get_matcher
+
+    cand = tmp_path / "cand.pt"
+    shutil.copy(BASE_WEIGHTS, cand)
+    m = get_matcher(f"sift-lightglue-gim:{cand}", device="cpu")
+    ref = get_matcher("sift-lightglue-base", device="cpu")
+    assert m.registry_name == f"sift-lightglue-gim:{cand}" and m.conf["weights"] == str(cand)
+    assert m.conf["weights_sha1"] == ref.conf["weights_sha1"]
+    obj = torch.load(cand, weights_only=False)
+    obj["state_dict"] = {k: v + 1 if v.is_floating_point() else v for k, v in obj["state_dict"].items()}
+    torch.save(obj, cand)
+    assert get_matcher(f"sift-lightglue-gim:{cand}", device="cpu").conf["weights_sha1"] != ref.conf["weights_sha1"]
+    with pytest.raises(InputError, match="no weights"):
+        get_matcher(f"sift-nn:{cand}")
+    with pytest.raises(InputError, match="weights not found"):
+        get_matcher("sift-lightglue-gim:/nonexistent.pt")
 
 
 @pytest.mark.skipif(not BASE_WEIGHTS.is_file(), reason="weights not exported yet")

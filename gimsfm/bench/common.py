@@ -26,8 +26,11 @@ def resolve_matcher_names(names: Sequence[str] | None, add_baseline: bool = True
         raise InputError("no matcher selected: give --matcher NAME")
     known = {e.name for e in list_matchers()}
     for n in names:
-        if n not in known:
-            raise InputError(f"unknown matcher '{n}'; available: {', '.join(sorted(known))}")
+        base, _, weights = n.partition(":")  # NAME:WEIGHTS, a candidate's weights (matchers.registry)
+        if base not in known:
+            raise InputError(f"unknown matcher '{base}'; available: {', '.join(sorted(known))}")
+        if weights and not Path(weights).is_file():
+            raise InputError(f"matcher '{n}': weights file not found: {weights}")
     return names
 
 

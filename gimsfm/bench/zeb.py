@@ -18,10 +18,12 @@ from tqdm import tqdm
 from .. import logger
 from ..geometry import estimate_essential, pose_error
 from ..utils.profiling import PeakMemory
-from .common import (build_matcher, cache_dir_for, finish_report, resolve_matcher_names, unique_names)
+from .common import (BASELINE_MATCHER, build_matcher, cache_dir_for, finish_report, resolve_matcher_names,
+                     unique_names)
 from .datasets import PoseDataset, load_pose_dataset, select_evenly
 from .matching import DEFAULT_MAX_SIDE, CachedPairMatcher
-from .metrics import POSE_THRESHOLDS, auc_percent, mean_ranks
+from .metrics import POSE_THRESHOLDS, auc_percent, mean_ranks, paired_auc_difference
+from .report import markdown_table
 
 
 @dataclass
@@ -156,6 +158,17 @@ def write_pose_report(out: Path, results: dict[str, Any], errors: dict[str, dict
             f"{cfg.get('max_keypoints') or 'each matcher default'}; failures count 180 deg; AUC in percent; "
             "mean rank by AUC@5. "
             f"Wall {results['wall_sec']:.1f} s, peak memory {results['peak_mb']:.0f} MB.\n")
+    base = BASELINE_MATCHER if BASELINE_MATCHER in errors else None
+    if base is not None and len(errors) > 1:
+        # Is a difference to the classical baseline more than the luck of the pair sample? (paired bootstrap)
+        rows = []
+        for m in errors:
+            if m != base:
+                diff = paired_auc_difference(errors[m], errors[base])
+                results["matchers"][m][f"vs_{base}"] = {k: list(v) for k, v in diff.items()}
+                rows.append([m, *(f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for d, lo, hi in diff.values())])
+        note += ("\n## Difference to " + base + " (mean AUC, 95 % paired bootstrap interval over pairs)\n\n"
+                 + markdown_table(["matcher", *(f"ΔAUC@{t}" for t in POSE_THRESHOLDS)], rows))
     panels: dict[str, dict[str, list[float]]] = {}
     for m, per_ds in errors.items():
         for d, errs in per_ds.items():

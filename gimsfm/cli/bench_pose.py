@@ -126,6 +126,20 @@ def indomain_cmd(
                  cfg, add_baseline=not no_baseline, overwrite=overwrite, cache=cache)
 
 
+@bench_app.command("compare")
+def compare_cmd(
+    results: List[Path] = typer.Argument(..., help="output folder(s) of `bench zeb` / `bench indomain` (their "
+                                         "per_pair.json); several folders are pooled as one set of data sets"),
+    a: str = typer.Option(..., "--a", help="matcher A, as named in the results"),
+    b: str = typer.Option("sift-nn", "--b", help="matcher B, as named in the results"),
+    n_boot: int = typer.Option(2000, "--n-boot", help="bootstrap replicates"),
+) -> None:
+    """Mean AUC of A minus B on the same pairs, with a 95 % paired bootstrap interval (is it more than luck?)."""
+    from ..bench.compare import compare_results
+
+    compare_results(results, a, b, n_boot)
+
+
 @bench_app.command("gate")
 def gate_cmd(
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="baseline JSON (default: the stored "

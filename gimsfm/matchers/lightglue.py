@@ -5,6 +5,7 @@ the confidence heads) and adaptive width (point pruning) on.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ class SiftLightGlue(SiftMatcher):
         path = Path(self.conf["weights"])
         if not path.is_file():
             raise InputError(f"weights not found: {path}")
+        # The weights' content is part of the configuration: benchmark caches (keyed by the conf hash) never
+        # serve matches of an earlier export of the same file.
+        self.conf["weights_sha1"] = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
         self.torch_device = resolve_device(device)
         self.model, self.info = load_exported(path, str(self.torch_device))
         self.model.set_inference(self.conf["depth_confidence"], self.conf["width_confidence"],

@@ -32,14 +32,24 @@ def register(name: str, description: str, conf: dict[str, Any] | None = None,
 
 
 def get_matcher(name: str, conf: dict[str, Any] | None = None, device: str = "auto") -> Matcher:
-    """Instantiate a registered matcher; `conf` overrides the entry's defaults."""
+    """Instantiate a registered matcher; `conf` overrides the entry's defaults.
+
+    `NAME:WEIGHTS` (e.g. `sift-lightglue-gim:runs/candidate.pt`, a file from `gimsfm train --export`) is the
+    registered learned matcher NAME with other weights: candidates are benchmarked before they are shipped.
+    """
     _load_builtin()
-    if name not in REGISTRY:
-        raise InputError(f"unknown matcher '{name}'; available: {', '.join(sorted(REGISTRY))}")
-    entry = REGISTRY[name]
-    if not entry.available():
+    base, _, weights = name.partition(":")
+    if base not in REGISTRY:
+        raise InputError(f"unknown matcher '{base}'; available: {', '.join(sorted(REGISTRY))}")
+    entry = REGISTRY[base]
+    extra: dict[str, Any] = {}
+    if weights:
+        if "weights" not in getattr(entry.factory, "default_conf", {}):
+            raise InputError(f"matcher '{base}' has no weights to replace ('{name}')")
+        extra["weights"] = weights
+    elif not entry.available():
         raise InputError(f"matcher '{name}' is registered but not available (missing weights?)")
-    matcher = entry.factory({**entry.conf, **(conf or {})}, device=device)
+    matcher = entry.factory({**entry.conf, **(conf or {}), **extra}, device=device)
     matcher.registry_name = name
     return matcher
 
