@@ -59,10 +59,7 @@ def train_cmd(
         typer.echo(f"model card: {card}")
         return
     if export is not None:
-        src = trainer.ckpt_path
-        if not src.is_file() and trainer.compact_path is not None and trainer.compact_path.is_file():
-            src = trainer.compact_path  # a fresh checkout (or a run trained elsewhere): the committed checkpoint
-        info = export_weights(src, export)
+        info = export_weights(trainer.saved_checkpoint or trainer.ckpt_path, export)
         card = write_model_card(export, Path(export).with_suffix(".md"), f"Model card: {Path(export).stem}",
                                 speed_json, notes)
         typer.echo(f"model card: {card}")

@@ -357,11 +357,19 @@ class Trainer:
         if self.compact_path is not None:
             atomic_torch_save(compact_state(state), self.compact_path)
 
+    @property
+    def saved_checkpoint(self) -> Path | None:
+        """The checkpoint a resume or an export reads: the run's own, else the committed compact one (a fresh
+        checkout, or a run trained on another machine); None if neither exists."""
+        if self.ckpt_path.is_file():
+            return self.ckpt_path
+        if self.compact_path is not None and self.compact_path.is_file():
+            return self.compact_path
+        return None
+
     def load(self) -> tuple[int, float, dict]:
-        path = self.ckpt_path
-        self.loaded_from = path
-        if not path.exists() and self.compact_path is not None and self.compact_path.exists():
-            path = self.loaded_from = self.compact_path  # a fresh checkout continues from the committed one
+        path = self.saved_checkpoint
+        if path != self.ckpt_path:
             logger.info("no local checkpoint: resuming from the committed one, %s", path)
         ck = expand_state(torch.load(path, map_location="cpu", weights_only=False))
         self.model.load_state_dict(ck["model"])
@@ -467,10 +475,11 @@ class Trainer:
             dist.barrier()  # rank 0 has cleared / created the run folder
         self.build()
         start, elapsed, history = 0, 0.0, {"val": []}
-        if resume and (self.ckpt_path.exists() or (self.compact_path and self.compact_path.exists())):
+        if resume and self.saved_checkpoint is not None:
+            source = self.saved_checkpoint
             start, elapsed, history = self.load()
             if main:
-                logger.info("resumed from %s at iteration %d (%.0f s trained)", self.loaded_from, start, elapsed)
+                logger.info("resumed from %s at iteration %d (%.0f s trained)", source, start, elapsed)
                 self._csv("train_log.csv", {}, truncate_after=start)
                 if (self.out / "val_log.csv").exists():
                     self._csv("val_log.csv", {}, truncate_after=start)
