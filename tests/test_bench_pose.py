@@ -328,3 +328,10 @@ def test_bench_compare_reads_per_pair_results(tmp_path, capsys):
     assert "minus sift-nn" in capsys.readouterr().out
     with pytest.raises(InputError, match="not in these results"):
         compare_results([tmp_path], "other", "sift-nn")
+    from gimsfm.bench.compare import compare_many
+
+    rows = compare_many([tmp_path], ["good", "sift-nn"], "sift-nn", n_boot=200)
+    assert [r["a"] for r in rows] == ["good", "sift-nn"] and rows[0]["pairs"] == 60
+    assert rows[0]["difference"]["auc@10"] == res["difference"]["auc@10"]
+    assert rows[1]["difference"]["auc@5"] == (0.0, 0.0, 0.0)
+    assert rows[0]["mean"]["auc@10"] > rows[1]["mean"]["auc@10"]

@@ -82,7 +82,7 @@ def test_candidate_weights_by_name(tmp_path):
     assert get_matcher(f"sift-lightglue-gim:{cand}", device="cpu").conf["weights_sha1"] != ref.conf["weights_sha1"]
     with pytest.raises(InputError, match="no weights"):
         get_matcher(f"sift-nn:{cand}")
-    with pytest.raises(InputError, match="weights not found"):
+    with pytest.raises(InputError, match="weights file not found"):
         get_matcher("sift-lightglue-gim:/nonexistent.pt")
 
 

@@ -361,3 +361,21 @@ def test_preset_extends_and_source_overrides(tmp_path):
                    "source_overrides: {nothing_*: {weight: 0}}\n")
     with pytest.raises(InputError, match="matches no source"):
         load_preset(bad)
+
+
+def test_preset_set_overrides():
+    """--set KEY.PATH=VALUE changes existing settings (YAML values, {name} in out_dir follows) and rejects typos."""
+    from gimsfm.errors import InputError
+    from gimsfm.train.trainer import load_preset
+
+    path = REPO / "pipelines" / "ablations" / "gim_no_propagation.yaml"
+    p = load_preset(path, ["name=abl_short", "out_dir=runs/ablations/{name}", "optim.decay_start=300",
+                           "train.compact_checkpoint=null", "optim.lr=5.0e-5"])
+    assert p["out_dir"] == "runs/ablations/abl_short" and p["optim"]["decay_start"] == 300
+    assert p["train"]["compact_checkpoint"] is None and p["optim"]["lr"] == 5e-5
+    assert p["_overrides"][0] == "name=abl_short"
+    assert load_preset(path)["optim"]["decay_start"] != 300  # the file is unchanged
+    for bad, msg in (["optim.decay_strt=3"], "no setting"), (["optim"], "KEY.PATH=VALUE"), \
+            (["optim.lr=[1"], "not valid YAML"):
+        with pytest.raises(InputError, match=msg):
+            load_preset(path, bad)

@@ -161,6 +161,21 @@ def test_video_label_source(label_store, tmp_path):
     assert val.group == "pairs"
     with pytest.raises(InputError, match="no label variant 'akaze'"):
         VideoLabelSource("v-x", tmp_path / "cache3", 0, 0, {"max_keypoints": 512}, label_store, variant="akaze")
+    # A video that yielded no labels has the variant groups but no pairs: it adds nothing, it is no error.
+    import shutil
+
+    import h5py
+
+    store = tmp_path / "store"
+    shutil.copytree(label_store, store)
+    (store / "empty-video").mkdir()
+    with h5py.File(store / "empty-video" / "labels.h5", "w") as f:
+        f.require_group("variants/direct")
+    again = VideoLabelSource("v-direct2", tmp_path / "cache4", 0, 0, {"max_keypoints": 512}, store,
+                             augment=False, variant="direct", all_videos=True)
+    assert sorted(again.pairs) == sorted(VideoLabelSource(
+        "v-direct3", tmp_path / "cache4", 0, 0, {"max_keypoints": 512}, label_store, augment=False,
+        variant="direct", all_videos=True).pairs)
 
 
 # ------------------------------------------------------------------------------------------- training

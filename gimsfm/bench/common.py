@@ -11,6 +11,7 @@ import numpy as np
 from .. import logger
 from ..errors import InputError
 from ..matchers import get_matcher, list_matchers
+from ..matchers.registry import split_matcher_name
 from ..matchers.base import Matcher
 from .metrics import recall_curve
 
@@ -24,13 +25,8 @@ def resolve_matcher_names(names: Sequence[str] | None, add_baseline: bool = True
         names = [BASELINE_MATCHER] + names
     if not names:
         raise InputError("no matcher selected: give --matcher NAME")
-    known = {e.name for e in list_matchers()}
     for n in names:
-        base, _, weights = n.partition(":")  # NAME:WEIGHTS, a candidate's weights (matchers.registry)
-        if base not in known:
-            raise InputError(f"unknown matcher '{base}'; available: {', '.join(sorted(known))}")
-        if weights and not Path(weights).is_file():
-            raise InputError(f"matcher '{n}': weights file not found: {weights}")
+        split_matcher_name(n)  # NAME or NAME:WEIGHTS (a candidate's weights); errors before any work
     return names
 
 

@@ -34,8 +34,7 @@ def load_pair_errors(folders: Sequence[Path]) -> dict[str, dict[str, list[float]
     return out
 
 
-def compare_results(folders: Sequence[Path], a: str, b: str, n_boot: int = 2000) -> dict[str, Any]:
-    errors = load_pair_errors(folders)
+def _difference(errors: dict, a: str, b: str, n_boot: int) -> tuple[list[str], dict, dict, dict]:
     for m in (a, b):
         if m not in errors:
             raise InputError(f"matcher '{m}' not in these results; they hold: {', '.join(sorted(errors))}")
@@ -47,6 +46,32 @@ def compare_results(folders: Sequence[Path], a: str, b: str, n_boot: int = 2000)
         diff = paired_auc_difference(ea, eb, POSE_THRESHOLDS, n_boot=n_boot)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    return common, ea, eb, diff
+
+
+def _mean_auc(errs: dict[str, list[float]], t: float) -> float:
+    return sum(auc_percent(e, [t])[f"auc@{t}"] for e in errs.values()) / len(errs)
+
+
+def compare_many(folders: Sequence[Path], matchers: Sequence[str], b: str, n_boot: int = 2000) -> list[dict[str, Any]]:
+    """One row per matcher: its mean AUC and its difference to B with the paired interval (ablation tables)."""
+    errors = load_pair_errors(folders)
+    out, rows = [], []
+    for a in matchers:
+        common, ea, eb, diff = _difference(errors, a, b, n_boot)
+        mean = {f"auc@{t}": _mean_auc(ea, t) for t in POSE_THRESHOLDS}
+        out.append({"a": a, "b": b, "datasets": common, "pairs": sum(len(v) for v in ea.values()),
+                    "mean": mean, "difference": diff})
+        rows.append([a, len(common), out[-1]["pairs"], " / ".join(f"{v:.1f}" for v in mean.values()),
+                     *(f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for d, lo, hi in diff.values())])
+    print_table(f"mean AUC over data sets, and minus {b} (95 % paired bootstrap interval)",
+                ["matcher", "data sets", "pairs", "AUC@" + "/".join(str(t) for t in POSE_THRESHOLDS),
+                 *(f"ΔAUC@{t}" for t in POSE_THRESHOLDS)], rows)
+    return out
+
+
+def compare_results(folders: Sequence[Path], a: str, b: str, n_boot: int = 2000) -> dict[str, Any]:
+    common, ea, eb, diff = _difference(load_pair_errors(folders), a, b, n_boot)
     rows = [[d, len(ea[d]), *(f"{auc_percent(ea[d], [t])[f'auc@{t}']:.1f} / {auc_percent(eb[d], [t])[f'auc@{t}']:.1f}"
                               for t in POSE_THRESHOLDS)] for d in common]
     print_table(f"AUC of {a} / {b} (percent)", ["data set", "pairs", *(f"AUC@{t}" for t in POSE_THRESHOLDS)], rows)

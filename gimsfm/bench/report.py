@@ -44,7 +44,10 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
         table.add_column(str(h))
     for row in rows:
         table.add_row(*[fmt(v) for v in row])
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: full rows rather than 80 columns of wrapped cells
+        console = Console(width=200)
+    console.print(table)
 
 
 def write_report(out_dir: Path, results: dict[str, Any], title: str, header: Sequence[str],

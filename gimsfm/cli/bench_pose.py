@@ -130,14 +130,21 @@ def indomain_cmd(
 def compare_cmd(
     results: List[Path] = typer.Argument(..., help="output folder(s) of `bench zeb` / `bench indomain` (their "
                                          "per_pair.json); several folders are pooled as one set of data sets"),
-    a: str = typer.Option(..., "--a", help="matcher A, as named in the results"),
+    a: List[str] = typer.Option(..., "--a", help="matcher A, as named in the results; repeatable: one summary "
+                                "row per matcher (e.g. an ablation table)"),
     b: str = typer.Option("sift-nn", "--b", help="matcher B, as named in the results"),
     n_boot: int = typer.Option(2000, "--n-boot", help="bootstrap replicates"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the differences to this JSON file"),
 ) -> None:
     """Mean AUC of A minus B on the same pairs, with a 95 % paired bootstrap interval (is it more than luck?)."""
-    from ..bench.compare import compare_results
+    import json
 
-    compare_results(results, a, b, n_boot)
+    from ..bench.compare import compare_many, compare_results
+
+    res = compare_results(results, a[0], b, n_boot) if len(a) == 1 else compare_many(results, a, b, n_boot)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(res, indent=1))
 
 
 @bench_app.command("gate")

@@ -14,6 +14,8 @@ def train_cmd(
     preset: Path = typer.Option(..., "--preset", "-p", help="Training preset YAML (pipelines/train_*.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run's checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over, deleting the run's checkpoint and logs."),
+    settings: list[str] = typer.Option([], "--set", help="KEY.PATH=VALUE (YAML value) on top of the preset, "
+                                       "repeatable, e.g. --set name=short --set optim.decay_start=300."),
     max_iters: Optional[int] = typer.Option(None, "--max-iters", help="Override train.max_iters."),
     max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop (with a checkpoint) after N seconds "
                                              "of this invocation (a resumed run trains N seconds more)."),
@@ -37,7 +39,7 @@ def train_cmd(
     """Train a matcher (model, data, schedule from the preset); checkpoints to OUT_DIR/checkpoint.pt."""
     from ..train.trainer import Trainer, export_weights, load_preset, prepare_cache, write_model_card
 
-    p = load_preset(preset)
+    p = load_preset(preset, settings)
     if max_time is not None:
         p["train"]["max_time_s"] = max_time
     if prepare:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
@@ -31,21 +32,31 @@ def register(name: str, description: str, conf: dict[str, Any] | None = None,
     return deco
 
 
+def split_matcher_name(name: str) -> tuple[str, str]:
+    """`NAME` or `NAME:WEIGHTS` -> (registered NAME, WEIGHTS or ""), checked: unknown names and missing
+    weights files are input errors, found before any work starts."""
+    _load_builtin()
+    base, _, weights = name.partition(":")
+    if base not in REGISTRY:
+        raise InputError(f"unknown matcher '{base}'; available: {', '.join(sorted(REGISTRY))}")
+    if weights:
+        if "weights" not in getattr(REGISTRY[base].factory, "default_conf", {}):
+            raise InputError(f"matcher '{base}' has no weights to replace ('{name}')")
+        if not Path(weights).is_file():
+            raise InputError(f"matcher '{name}': weights file not found: {weights}")
+    return base, weights
+
+
 def get_matcher(name: str, conf: dict[str, Any] | None = None, device: str = "auto") -> Matcher:
     """Instantiate a registered matcher; `conf` overrides the entry's defaults.
 
     `NAME:WEIGHTS` (e.g. `sift-lightglue-gim:runs/candidate.pt`, a file from `gimsfm train --export`) is the
     registered learned matcher NAME with other weights: candidates are benchmarked before they are shipped.
     """
-    _load_builtin()
-    base, _, weights = name.partition(":")
-    if base not in REGISTRY:
-        raise InputError(f"unknown matcher '{base}'; available: {', '.join(sorted(REGISTRY))}")
+    base, weights = split_matcher_name(name)
     entry = REGISTRY[base]
     extra: dict[str, Any] = {}
     if weights:
-        if "weights" not in getattr(entry.factory, "default_conf", {}):
-            raise InputError(f"matcher '{base}' has no weights to replace ('{name}')")
         extra["weights"] = weights
     elif not entry.available():
         raise InputError(f"matcher '{name}' is registered but not available (missing weights?)")

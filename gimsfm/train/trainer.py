@@ -93,13 +93,38 @@ def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return raw
 
 
-def load_preset(path: str | Path) -> dict[str, Any]:
+def apply_overrides(preset: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """`KEY.PATH=VALUE` settings (VALUE parsed as YAML) on top of a merged preset, e.g. a shorter schedule
+    for an ablation protocol, without copying the preset. Only existing keys: a typo is an error, not a new
+    setting that nothing reads."""
+    out = copy.deepcopy(preset)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set {item!r}: expected KEY.PATH=VALUE")
+        parts = key.strip().split(".")
+        node = out
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                raise InputError(f"--set {item!r}: no setting {'.'.join(parts[:i + 1])!r} in the preset")
+            if i < len(parts) - 1:
+                node = node[part]
+        try:
+            node[parts[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise InputError(f"--set {item!r}: value is not valid YAML ({e.problem})") from None
+    return out
+
+
+def load_preset(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     path = Path(path)
     raw = _read_raw(path)
     unknown = set(raw) - set(DEFAULTS)
     if unknown:
         raise InputError(f"preset {path}: unknown key(s) {', '.join(sorted(unknown))}")
-    preset = _merge(DEFAULTS, raw)
+    preset = apply_overrides(_merge(DEFAULTS, raw), overrides)
+    if overrides:
+        preset["_overrides"] = list(overrides)
     preset["out_dir"] = str(preset["out_dir"]).replace("{name}", str(preset["name"]))
     preset["_path"] = str(path)
     return preset
@@ -441,6 +466,29 @@ class Trainer:
         plt.close(fig)
 
     # -- main loop
+    def _sift_nn_baseline(self, sources: list) -> dict[str, float]:
+        """sift-nn's validation numbers, shared by every run on the same validation data and settings through
+        a JSON file in the data cache (runs of a preset's variants, e.g. ablations, skip recomputing it)."""
+        import hashlib
+
+        d = self.p["data"]
+        store = Path(d["cache_dir"]) / "sift_nn_val_baseline.json"
+        known = json.loads(store.read_text()) if store.exists() else {}
+        res: dict[str, float] = {}
+        for src in sources:
+            conf = {"val": self.p["val"], "sift": d["sift"], "pos_th": d["pos_th"], "neg_th": d["neg_th"],
+                    "source": src.name, "data": src.cache_dir.name}
+            key = hashlib.sha1(json.dumps(conf, sort_keys=True).encode()).hexdigest()[:16]
+            if key not in known:
+                logger.info("validation baseline (sift-nn) on %s", src.name)
+                known[key] = evaluate(None, [src], self.p["val"], d, baseline=True)
+                store.parent.mkdir(parents=True, exist_ok=True)
+                tmp = store.with_name(store.name + f".tmp{os.getpid()}")
+                tmp.write_text(json.dumps(known, indent=1))
+                os.replace(tmp, store)
+            res.update(known[key])
+        return res
+
     def run(self, resume: bool = False, overwrite: bool = False, max_iters: int | None = None,
             progress: bool = True) -> dict[str, Any]:
         t = self.p["train"]
@@ -500,8 +548,7 @@ class Trainer:
         missing = [s for s in self.val_sources if f"{s.name.rsplit('-', 1)[0]}/precision" not in base
                    or seen.get(s.name) != s.cache_dir.name]
         if missing and main:  # sift-nn on the same validation pairs, once per source
-            logger.info("validation baseline (sift-nn) on %s", ", ".join(s.name for s in missing))
-            base.update(evaluate(None, missing, self.p["val"], d, baseline=True))
+            base.update(self._sift_nn_baseline(missing))
         seen.update({s.name: s.cache_dir.name for s in self.val_sources})
         self.model.train()
         step_model = self.model
@@ -755,8 +802,12 @@ def write_model_card(ckpt_path: Path, card_path: Path, title: str, speed_json: P
     return Path(card_path)
 
 
-def load_exported(path: Path, device: str = "cpu"):
-    obj = torch.load(Path(path), map_location="cpu", weights_only=False)
+def load_exported(path: Path | bytes, device: str = "cpu"):
+    """An exported weights file (its path, or its bytes when the caller already read them) as (model, info)."""
+    import io
+
+    obj = torch.load(io.BytesIO(path) if isinstance(path, bytes) else Path(path), map_location="cpu",
+                     weights_only=False)
     model = build_model(obj["model_name"], obj["conf"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in obj["state_dict"].items()})
     model.eval()

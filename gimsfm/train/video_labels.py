@@ -259,7 +259,8 @@ class VideoLabelSource(PairSource):
         pairs = []
         for v in self.videos:
             with h5py.File(self.root / v / "labels.h5", "r") as f:
-                if self.group.startswith("variants/") and self.group not in f:  # e.g. a store from before variants
+                # A store from before variants has none; a video without labels has the variant but no pairs.
+                if self.group.startswith("variants/") and self.group.rsplit("/", 1)[0] not in f:
                     raise InputError(f"{self.root / v}: no label variant {self.group.split('/')[1]!r} "
                                      f"(has: {', '.join(f['variants']) if 'variants' in f else 'none'})")
                 pairs += [(v, k) for k in sorted(f[self.group].keys())] if self.group in f else []
