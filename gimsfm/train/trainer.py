@@ -127,6 +127,7 @@ def load_preset(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         preset["_overrides"] = list(overrides)
     preset["out_dir"] = str(preset["out_dir"]).replace("{name}", str(preset["name"]))
     preset["_path"] = str(path)
+    preset["_source"] = str(path)  # kept in checkpoints (unlike _path): the model card's reproduce command
     return preset
 
 
@@ -517,7 +518,8 @@ class Trainer:
             if overwrite and not resume:
                 for f in ("checkpoint.pt", "train_log.csv", "val_log.csv", "curves.png"):
                     (self.out / f).unlink(missing_ok=True)
-            (self.out / "preset.yaml").write_text(yaml.safe_dump({k: v for k, v in self.p.items() if k != "_path"},
+            # the resolved preset (overrides applied), loadable as a preset: no bookkeeping keys
+            (self.out / "preset.yaml").write_text(yaml.safe_dump({k: v for k, v in self.p.items() if k[0] != "_"},
                                                                  sort_keys=False))
         if self.world > 1:
             dist.barrier()  # rank 0 has cleared / created the run folder
@@ -743,7 +745,8 @@ def write_model_card(ckpt_path: Path, card_path: Path, title: str, speed_json: P
     n_params = sum(v.numel() for k, v in ck["model"].items() if "confidence_thresholds" not in k)
     d = p["data"]
     lines = [f"# {title}", "", "Trained by gimsfm's own code (no pretrained weights): "
-             f"`gimsfm train --preset {p.get('_path', 'pipelines/train_' + p['name'] + '.yaml')}`.", "",
+             f"`gimsfm train --preset {p.get('_source', 'pipelines/train_' + p['name'] + '.yaml')}"
+             + "".join(f" --set {o}" for o in p.get("_overrides", [])) + "`.", "",
              "## Model", "",
              f"- architecture: `{ck['model_name']}` {json.dumps(ck['model_conf'])}",
              f"- parameters: {n_params:,}; shipped as an fp16 state dict + config", "",
