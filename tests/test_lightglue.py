@@ -86,6 +86,30 @@ def test_candidate_weights_by_name(tmp_path):
         get_matcher("sift-lightglue-gim:/nonexistent.pt")
 
 
+def test_matcher_options_in_the_name():
+    """NAME@KEY=VALUE,... sets a matcher's options (nested with dots) over the caller's conf; the options are
+    part of the conf (so of benchmark cache keys); unknown keys and malformed items are input errors."""
+    from gimsfm.matchers import get_matcher
+    from gimsfm.matchers.registry import parse_matcher_spec
+
+    assert parse_matcher_spec("sift-nn") == ("sift-nn", "", {})
+    assert parse_matcher_spec("sift-nn@ratio=0.9,features.max_keypoints=512,mutual=false") == (
+        "sift-nn", "", {"ratio": 0.9, "features": {"max_keypoints": 512}, "mutual": False})
+    m = get_matcher("sift-nn@features.max_keypoints=512", {"features": {"max_keypoints": 1024, "root": False}})
+    assert m.conf["features"] == {"max_keypoints": 512, "root": False}  # deep-merged, the name wins
+    assert m.extractor.conf["max_keypoints"] == 512 and m.registry_name == "sift-nn@features.max_keypoints=512"
+    for bad, msg in (("sift-nn@bogus=1", "no option 'bogus'"), ("sift-nn@features.bogus=1", "no option"),
+                     ("sift-nn@ratio", "not KEY=VALUE"), ("sift-nn@ratio=[1", "cannot read"),
+                     ("sift-lightglue-gim@weights=x.pt", "NAME:WEIGHTS")):
+        with pytest.raises(InputError, match=msg):
+            parse_matcher_spec(bad)
+    if BASE_WEIGHTS.is_file():
+        lg = get_matcher("sift-lightglue-base@depth_confidence=-1,width_confidence=-1,filter_threshold=0.2",
+                         device="cpu")
+        c = lg.model.net.conf
+        assert (c.depth_confidence, c.width_confidence, c.filter_threshold) == (-1, -1, 0.2)
+
+
 @pytest.mark.skipif(not BASE_WEIGHTS.is_file(), reason="weights not exported yet")
 def test_base_matcher_on_a_homography_pair():
     from gimsfm.matchers import get_matcher
@@ -106,10 +130,15 @@ def test_base_matcher_on_a_homography_pair():
 
 
 def test_bench_speed_cli(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "speed", "--matchers", "sift-nn", "--kpts", "256",
-                        "--repeats", "1", "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO,
-                       timeout=120)
+    """Repeated -m, one value with options (their commas are not split), one comma list of names."""
+    r = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "speed", "-m", "sift-nn",
+                        "-m", "sift-nn@ratio=0.9,mutual=false", "--kpts", "256", "--repeats", "1",
+                        "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "results.json").read_text())
-    assert res["runs"][0]["matcher"] == "sift-nn" and res["runs"][0]["ms_median"] > 0
+    assert [x["matcher"] for x in res["runs"]] == ["sift-nn", "sift-nn@ratio=0.9,mutual=false"]
+    assert all(x["ms_median"] > 0 for x in res["runs"])
     assert (tmp_path / "results.md").is_file()
+    r = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "speed", "--matchers", "sift-nn,nope", "--kpts", "256",
+                        "--out", str(tmp_path / "bad")], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "unknown matcher 'nope'" in r.stderr and "Traceback" not in r.stderr

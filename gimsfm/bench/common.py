@@ -52,6 +52,17 @@ def build_matcher(name: str, device: str = "auto", max_keypoints: int | None = N
     return get_matcher(name, conf, device=device)
 
 
+def matcher_dirname(name: str) -> str:
+    """A folder name for a matcher spec (`NAME:WEIGHTS@OPTIONS` holds slashes, colons, commas)."""
+    import hashlib
+    import re
+
+    if re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+        return name
+    safe = re.sub(r"[^A-Za-z0-9_.+=-]+", "_", name).strip("_.")[-60:]
+    return f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+
+
 def unique_names(paths: Sequence[Path]) -> list[str]:
     """Folder names as data set names; repeated names get their parent's name prepended."""
     names = [Path(p).name for p in paths]

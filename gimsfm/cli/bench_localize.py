@@ -19,19 +19,21 @@ def bench_localize(
     max_keypoints: int = typer.Option(8192, help="Keypoints per image."),
 ) -> None:
     """Build a map from the map images, localize the queries, align to GT and report accuracy."""
+    from ..bench.common import matcher_dirname, resolve_matcher_names
     from ..bench.localize import THRESHOLDS, bench_scene
     from ..bench.report import write_report
     from ..bench.sfm import find_scenes
     from ..bench.suites import data_root
 
     scenes = find_scenes(list(data) if data else [data_root() / "sfm"])
-    matchers = list(dict.fromkeys((["sift-nn"] if baseline else []) + list(matcher)))
+    matchers = resolve_matcher_names(matcher, add_baseline=baseline)  # unknown names fail before any work
     results: dict = {"matchers": {}, "thresholds": THRESHOLDS}
     rows = []
     for m in matchers:
         per_scene = {}
         for scene in scenes:
-            r = bench_scene(scene, m, out / scene.name / m, query_every, {"max_keypoints": max_keypoints})
+            r = bench_scene(scene, m, out / scene.name / matcher_dirname(m), query_every,
+                            {"max_keypoints": max_keypoints})
             per_scene[scene.name] = r
             rows.append([m, scene.name, f"{r['num_localized']}/{r['num_queries']}",
                          *[r[f"within_{a}m_{b}deg"] for a, b in THRESHOLDS], r["median_position_error"],

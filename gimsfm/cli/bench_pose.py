@@ -10,7 +10,8 @@ from ..errors import InputError
 from ..geometry import ESTIMATORS
 from . import bench_app
 
-MATCHER_HELP = "registered matcher (repeatable); sift-nn is added as the reference unless --no-baseline"
+MATCHER_HELP = (r"registered matcher, NAME[:WEIGHTS]\[@KEY=VALUE,...] (repeatable); sift-nn is added as the "
+                "reference unless --no-baseline")
 # Options shared by the pair benchmarks (one definition, same flags and help everywhere).
 MATCHER_OPT = typer.Option(None, "--matcher", help=MATCHER_HELP)
 ESTIMATOR_OPT = typer.Option("opencv-ransac", "--estimator", help=f"one of {', '.join(ESTIMATORS)}")

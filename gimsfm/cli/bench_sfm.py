@@ -22,11 +22,12 @@ def bench_sfm(
 ) -> None:
     """Registration rate, aligned camera errors and relative-pose AUC@5/10/20 per scene and matcher."""
     from ..bench.report import write_report
+    from ..bench.common import matcher_dirname, resolve_matcher_names
     from ..bench.sfm import bench_scene, find_scenes
     from ..bench.suites import data_root
 
     scenes = find_scenes(list(data) if data else [data_root() / "sfm"])
-    matchers = list(dict.fromkeys((["sift-nn"] if baseline else []) + list(matcher)))
+    matchers = resolve_matcher_names(matcher, add_baseline=baseline)  # unknown names fail before any work
     overrides = {"mapper": mapper}
     if max_keypoints:
         overrides["max_keypoints"] = max_keypoints
@@ -35,7 +36,7 @@ def bench_sfm(
     for m in matchers:
         per_scene = {}
         for scene in scenes:
-            r = bench_scene(scene, m, out / scene.name / m, overrides, overwrite)
+            r = bench_scene(scene, m, out / scene.name / matcher_dirname(m), overrides, overwrite)
             per_scene[scene.name] = r
             rows.append([m, scene.name, f"{r['num_registered']}/{r['num_gt_images']}",
                          r["median_rotation_error_deg"], r["median_position_error"], r["auc@5"], r["auc@10"],

@@ -28,8 +28,9 @@ def _speed_pair(image0: Optional[Path], image1: Optional[Path]) -> tuple[np.ndar
 
 @bench_app.command("speed")
 def bench_speed(
-    matchers: str = typer.Option("sift-lightglue-base,sift-nn", "--matchers", "-m",
-                                 help="Comma-separated registered matchers."),
+    matchers: list[str] = typer.Option(["sift-lightglue-base,sift-nn"], "--matchers", "--matcher", "-m",
+                                       help="registered matcher, NAME[:WEIGHTS]\\[@KEY=VALUE,...] (repeat); "
+                                            "a value without @ may list several names, comma-separated"),
     kpts: str = typer.Option("512,1024,2048", "--kpts", help="Keypoints per image, comma-separated."),
     out: Path = typer.Option(Path("outputs/bench_speed"), "--out", "-o", help="Output folder."),
     repeats: int = typer.Option(10, "--repeats", help="Timed runs per setting (after one warm-up)."),
@@ -48,7 +49,12 @@ def bench_speed(
 
     if threads:
         torch.set_num_threads(threads)
-    names = [m.strip() for m in matchers.split(",") if m.strip()]
+    from ..bench.common import resolve_matcher_names
+
+    # options hold commas themselves, so only option-free values are split
+    names = [n.strip() for m in matchers for n in ([m] if "@" in m else m.split(",")) if n.strip()]
+    if names:
+        names = resolve_matcher_names(names, add_baseline=False)  # unknown names fail before any work
     try:
         sizes = [int(k) for k in kpts.split(",") if k.strip()]
     except ValueError:

@@ -91,7 +91,8 @@ def match_cmd(
     image0: Path = typer.Argument(..., help="first image"),
     image1: Path = typer.Argument(..., help="second image"),
     out: Path = typer.Option(..., "--out", help="output folder (matches.json, matches.png, warp_overlay.png)"),
-    matcher: str = typer.Option("sift-nn", "--matcher", help="registered matcher name"),
+    matcher: str = typer.Option("sift-nn", "--matcher",
+                                help="registered matcher, NAME[:WEIGHTS]\\[@KEY=VALUE,...] (see gimsfm matchers)"),
     geometry: Optional[str] = typer.Option(None, "--geometry", help="essential | fundamental | homography "
                                            "(default: essential with --intrinsics, else fundamental)"),
     intrinsics: Optional[List[str]] = typer.Option(None, "--intrinsics", help="'fx,fy,cx,cy', 'f,cx,cy', 9 values or a "

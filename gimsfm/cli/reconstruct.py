@@ -59,11 +59,16 @@ def reconstruct(
 @app.command("matchers")
 def list_matchers_cmd() -> None:
     """List the registered matchers."""
+    from rich.markup import escape
+
     from ..matchers import list_matchers
 
-    table = Table(title="registered matchers")
-    for col in ("name", "available", "description"):
+    table = Table(title=escape("registered matchers: NAME[:WEIGHTS][@KEY=VALUE,...]"))
+    for col in ("name", "available", "description", "options (defaults)"):
         table.add_column(col)
     for entry in list_matchers():
-        table.add_row(entry.name, "yes" if entry.available() else "no (weights missing)", entry.description)
+        defaults = {**getattr(entry.factory, "default_conf", {}), **entry.conf}
+        options = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "weights" and not isinstance(v, dict))
+        table.add_row(entry.name, "yes" if entry.available() else "no (weights missing)", entry.description,
+                      options + (", features.*" if "features" in defaults else ""))
     console.print(table)

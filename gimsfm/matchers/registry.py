@@ -32,35 +32,97 @@ def register(name: str, description: str, conf: dict[str, Any] | None = None,
     return deco
 
 
-def split_matcher_name(name: str) -> tuple[str, str]:
-    """`NAME` or `NAME:WEIGHTS` -> (registered NAME, WEIGHTS or ""), checked: unknown names and missing
-    weights files are input errors, found before any work starts."""
+def _parse_options(spec: str, base: str, text: str) -> dict[str, Any]:
+    """`KEY=VALUE,KEY.SUB=VALUE` -> nested dict; values are YAML scalars; keys are checked against the
+    matcher's defaults (and the SIFT extractor's for `features.*`)."""
+    import yaml
+
+    defaults = dict(getattr(REGISTRY[base].factory, "default_conf", {}))
+    opts: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise InputError(f"matcher '{spec}': option '{item}' is not KEY=VALUE")
+        if key == "weights" or key == "weights_sha1":
+            raise InputError(f"matcher '{spec}': give other weights as NAME:WEIGHTS, not as an option")
+        path = key.split(".")
+        if path[0] not in defaults:
+            raise InputError(f"matcher '{spec}': no option '{path[0]}'; options: {', '.join(sorted(defaults))}")
+        if len(path) > 1:
+            sub = _sub_defaults(path[0], defaults[path[0]])
+            if len(path) != 2 or path[1] not in sub:
+                raise InputError(f"matcher '{spec}': no option '{key}'; {path[0]}.* options: "
+                                 f"{', '.join(sorted(sub)) or 'none'}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise InputError(f"matcher '{spec}': cannot read the value of '{key}': {raw!r}") from None
+        node = opts
+        for k in path[:-1]:
+            node = node.setdefault(k, {})
+        node[path[-1]] = value
+    return opts
+
+
+def _sub_defaults(key: str, value: Any) -> dict[str, Any]:
+    if key == "features":  # SIFT matchers: overrides of the shared extractor's settings
+        from ..features.sift import SiftExtractor
+
+        return dict(SiftExtractor.default_conf)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def parse_matcher_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
+    """`NAME[:WEIGHTS][@KEY=VALUE,...]` -> (registered NAME, WEIGHTS or "", options), checked: unknown names,
+    missing weights files and unknown options are input errors, found before any work starts.
+
+    e.g. `sift-lightglue-gim@depth_confidence=-1,filter_threshold=0.05` or `sift-nn@features.max_keypoints=4096`.
+    """
     _load_builtin()
-    base, _, weights = name.partition(":")
+    head, _, options = spec.partition("@")
+    base, _, weights = head.partition(":")
     if base not in REGISTRY:
         raise InputError(f"unknown matcher '{base}'; available: {', '.join(sorted(REGISTRY))}")
     if weights:
         if "weights" not in getattr(REGISTRY[base].factory, "default_conf", {}):
-            raise InputError(f"matcher '{base}' has no weights to replace ('{name}')")
+            raise InputError(f"matcher '{base}' has no weights to replace ('{spec}')")
         if not Path(weights).is_file():
-            raise InputError(f"matcher '{name}': weights file not found: {weights}")
+            raise InputError(f"matcher '{spec}': weights file not found: {weights}")
+    return base, weights, _parse_options(spec, base, options)
+
+
+def split_matcher_name(name: str) -> tuple[str, str]:
+    """`NAME[:WEIGHTS][@OPTIONS]` -> (registered NAME, WEIGHTS or ""), checked as parse_matcher_spec."""
+    base, weights, _ = parse_matcher_spec(name)
     return base, weights
 
 
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def get_matcher(name: str, conf: dict[str, Any] | None = None, device: str = "auto") -> Matcher:
-    """Instantiate a registered matcher; `conf` overrides the entry's defaults.
+    """Instantiate a registered matcher; `conf` overrides the entry's defaults, and options in the name
+    override both.
 
     `NAME:WEIGHTS` (e.g. `sift-lightglue-gim:runs/candidate.pt`, a file from `gimsfm train --export`) is the
     registered learned matcher NAME with other weights: candidates are benchmarked before they are shipped.
+    `NAME@KEY=VALUE,...` sets inference options (e.g. `sift-lightglue-gim@filter_threshold=0.2`), so one
+    benchmark run can compare settings side by side.
     """
-    base, weights = split_matcher_name(name)
+    base, weights, options = parse_matcher_spec(name)
     entry = REGISTRY[base]
     extra: dict[str, Any] = {}
     if weights:
         extra["weights"] = weights
     elif not entry.available():
         raise InputError(f"matcher '{name}' is registered but not available (missing weights?)")
-    matcher = entry.factory({**entry.conf, **(conf or {}), **extra}, device=device)
+    full = _deep_merge(_deep_merge({**entry.conf, **(conf or {})}, options), extra)
+    matcher = entry.factory(full, device=device)
     matcher.registry_name = name
     return matcher
 
