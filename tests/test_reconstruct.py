@@ -151,3 +151,17 @@ def test_interrupted_run_recovers(tmp_path, demo_run):
     s = json.loads((out / "summary.json").read_text())
     assert s["num_registered"] == 10
     assert list(out.glob("features.h5.corrupt-*"))
+
+
+def test_reconstruct_presets_load():
+    """Every reconstruction preset in pipelines/ loads, and names a registered matcher (with valid options)."""
+    from gimsfm.matchers.registry import parse_matcher_spec
+    from gimsfm.sfm.reconstruct import ReconstructConfig
+
+    names = ["reconstruct", "reconstruct_gim", "video", "large"]
+    for name in names:
+        config = ReconstructConfig.from_preset(name)
+        parse_matcher_spec(config.matcher)
+    gim = ReconstructConfig.from_preset("reconstruct_gim")
+    assert gim.matcher == "sift-lightglue-gim" and gim.max_keypoints == 2048
+    assert ReconstructConfig.from_preset("reconstruct").matcher == "sift-nn"  # the default stays classical
