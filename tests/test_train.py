@@ -356,6 +356,12 @@ def test_preset_extends_and_source_overrides(tmp_path):
         [s for s in main["data"]["sources"] if s["type"] != "video_labels"]
     for f in (REPO / "pipelines" / "ablations").glob("*.yaml"):
         assert load_preset(f)["name"] == f.stem
+    for f in (REPO / "pipelines").glob("train_*.yaml"):  # every training preset loads and samples something
+        assert sum(s["weight"] for s in load_preset(f)["data"]["sources"]) > 0
+    mix = load_preset(REPO / "pipelines" / "train_sift_lightglue_gim_mix80.yaml")
+    video = sum(s["weight"] for s in mix["data"]["sources"] if s["type"] == "video_labels")
+    assert abs(video / sum(s["weight"] for s in mix["data"]["sources"]) - 0.8) < 1e-6
+    assert mix["train"]["compact_checkpoint"] != main["train"]["compact_checkpoint"]
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"extends: {REPO / 'pipelines' / 'train_sift_lightglue_gim.yaml'}\nname: x\n"
                    "source_overrides: {nothing_*: {weight: 0}}\n")
