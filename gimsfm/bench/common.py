@@ -53,14 +53,16 @@ def build_matcher(name: str, device: str = "auto", max_keypoints: int | None = N
 
 
 def matcher_dirname(name: str) -> str:
-    """A folder name for a matcher spec (`NAME:WEIGHTS@OPTIONS` holds slashes, colons, commas)."""
+    """A folder name for a matcher spec (`NAME:WEIGHTS@OPTIONS` holds slashes, colons, commas): the cache's
+    safe form of the name, plus a short hash when that form had to change it (so specs never collide)."""
     import hashlib
-    import re
 
-    if re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+    from .matching import _safe
+
+    safe = _safe(name)
+    if safe == name:
         return name
-    safe = re.sub(r"[^A-Za-z0-9_.+=-]+", "_", name).strip("_.")[-60:]
-    return f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+    return f"{safe.strip('_.')[:60]}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
 
 
 def unique_names(paths: Sequence[Path]) -> list[str]:
