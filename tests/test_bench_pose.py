@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from gimsfm.errors import InputError
 
@@ -221,6 +222,7 @@ def test_gate_against_stored_baseline(shared_data, tmp_path):
     (["bench", "zeb", "--data", "T", "--matcher", "sift-lightglue-gim:/nonexistent.pt", "--out", "X"],
      "weights file not found"),
     (["bench", "compare", "T", "--a", "sift-nn"], "no per_pair.json"),
+    (["bench", "table", "/nonexistent/table.yaml"], "table spec not found"),
 ])
 def test_bench_cli_bad_input_one_line(args, message, tmp_path):
     args = [{"X": str(tmp_path / "out"), "T": str(tmp_path)}.get(a, a) for a in args]
@@ -335,3 +337,49 @@ def test_bench_compare_reads_per_pair_results(tmp_path, capsys):
     assert rows[0]["difference"]["auc@10"] == res["difference"]["auc@10"]
     assert rows[1]["difference"]["auc@5"] == (0.0, 0.0, 0.0)
     assert rows[0]["mean"]["auc@10"] > rows[1]["mean"]["auc@10"]
+
+
+def test_bench_table_rebuilds_a_table_from_results(tmp_path, capsys):
+    """`bench table`: rows x columns from per-pair results pooled over folders; a baseline that two runs both
+    hold counts once; difference columns equal `bench compare`; bad specs are one-line InputErrors."""
+    from gimsfm.bench.compare import compare_results
+    from gimsfm.bench.table import build_table
+
+    rng = np.random.default_rng(3)
+    errs = {d: rng.uniform(0, 25, 30) for d in ("a", "b")}
+    for run, matchers in (("run1", {"sift-nn": 1.0, "good": 0.4}), ("run2", {"sift-nn": 1.0, "bad": 2.0})):
+        per_pair = {m: {d: [{"err": float(e) * k} for e in errs[d]] for d in errs} for m, k in matchers.items()}
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "per_pair.json").write_text(json.dumps(per_pair))
+    spec = tmp_path / "table.yaml"
+    spec.write_text(yaml.safe_dump({
+        "title": "toy", "notes": "read me",
+        "rows": [{"label": "good one", "matcher": "good"}, {"label": "bad one", "matcher": "bad"},
+                 {"matcher": "sift-nn"}, {"label": "not run yet", "matcher": "later"}],
+        "columns": [{"name": "AUC@5/10/20", "results": ["run*"], "thresholds": [5, 10, 20]},
+                    {"name": "Δ vs sift-nn", "results": ["run*"], "minus": "sift-nn", "threshold": 10},
+                    {"name": "run1 only", "results": ["run1"], "thresholds": [10]}]}))
+    out = tmp_path / "table.md"
+    res = build_table(spec, out, base=tmp_path, n_boot=200)
+    rows = {r[0]: r[1:] for r in res["rows"]}
+    assert res["header"] == ["variant", "AUC@5/10/20", "Δ vs sift-nn", "run1 only"]
+    good, bad, nn = (list(map(float, rows[k][0].split(" / "))) for k in ("good one", "bad one", "sift-nn"))
+    assert good[1] > nn[1] > bad[1]
+    d, lo, hi = compare_results([tmp_path / "run1"], "good", "sift-nn", n_boot=200)["difference"]["auc@10"]
+    assert rows["good one"][1] == f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"  # sift-nn of run2 did not double-count
+    assert rows["bad one"][1].startswith("-") and rows["sift-nn"][1] == ""
+    assert rows["bad one"][2] == "-" and float(rows["good one"][2]) == pytest.approx(good[1], abs=0.051)
+    assert rows["not run yet"] == ["-", "-", "-"]
+    md = out.read_text()
+    assert md.startswith("# toy") and "| good one |" in md and md.rstrip().endswith("read me")
+    for bad_spec, message in (({"rows": [], "columns": []}, "non-empty"),
+                              ({"rows": [{"label": "x"}], "columns": [{"name": "c", "results": ["run1"]}]}, "row 1"),
+                              ({"rows": [{"matcher": "good"}], "columns": [{"name": "c", "result": ["run1"]}]},
+                               "column 1"),
+                              ({"rows": [{"matcher": "good"}], "columns": [{"name": "c", "results": ["nope*"]}]},
+                               "no bench results"),
+                              ({"rows": [{"matcher": "nope"}], "columns": [{"name": "c", "results": ["run1"]}]},
+                               "none of the matchers")):
+        spec.write_text(yaml.safe_dump(bad_spec))
+        with pytest.raises(InputError, match=message):
+            build_table(spec, base=tmp_path)

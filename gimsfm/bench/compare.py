@@ -28,9 +28,12 @@ def load_pair_errors(folders: Sequence[Path]) -> dict[str, dict[str, list[float]
             raise InputError(f"{path}: not readable JSON ({exc})") from None
         for m, per_ds in data.items():
             for d, rows in per_ds.items():
+                errs = [float(r["err"]) if r.get("err") is not None
+                        and not math.isnan(float(r["err"])) else math.inf for r in rows]
+                if out.get(m, {}).get(d) == errs:
+                    continue  # the same data set twice (e.g. a baseline every run adds): count it once
                 key = d if d not in out.get(m, {}) else f"{Path(folder).name}/{d}"
-                out.setdefault(m, {})[key] = [float(r["err"]) if r.get("err") is not None
-                                              and not math.isnan(float(r["err"])) else math.inf for r in rows]
+                out.setdefault(m, {})[key] = errs
     return out
 
 

@@ -148,6 +148,19 @@ def compare_cmd(
         json_out.write_text(json.dumps(res, indent=1))
 
 
+@bench_app.command("table")
+def table_cmd(
+    spec: Path = typer.Argument(..., help="table spec (YAML: rows = label + matcher, columns = result folders "
+                                "and AUC thresholds or a 'minus' matcher), e.g. pipelines/ablations/table.yaml"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also write the table as Markdown to this file"),
+    n_boot: int = typer.Option(2000, "--n-boot", help="bootstrap replicates of the difference columns"),
+) -> None:
+    """A results table (e.g. the ablation table) rebuilt from stored bench zeb / indomain per-pair results."""
+    from ..bench.table import build_table
+
+    build_table(spec, out, n_boot=n_boot)
+
+
 @bench_app.command("gate")
 def gate_cmd(
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="baseline JSON (default: the stored "
