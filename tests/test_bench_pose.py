@@ -339,6 +339,17 @@ def test_bench_compare_reads_per_pair_results(tmp_path, capsys):
     assert rows[0]["mean"]["auc@10"] > rows[1]["mean"]["auc@10"]
 
 
+def test_table_specs_in_pipelines_load():
+    from pathlib import Path
+
+    from gimsfm.bench.table import load_table_spec
+
+    specs = sorted((Path(__file__).resolve().parents[1] / "pipelines" / "tables").glob("*.yaml"))
+    assert specs
+    for spec in specs:
+        assert load_table_spec(spec)["rows"]
+
+
 def test_bench_table_rebuilds_a_table_from_results(tmp_path, capsys):
     """`bench table`: rows x columns from per-pair results pooled over folders; a baseline that two runs both
     hold counts once; difference columns equal `bench compare`; bad specs are one-line InputErrors."""

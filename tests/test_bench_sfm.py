@@ -64,7 +64,8 @@ def test_bench_sfm_strecha(shared_data, tmp_path):
     if not scene.is_dir():
         pytest.skip("strecha_fountain not in shared data")
     proc = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "sfm", "--data", str(scene), "--out",
-                           str(tmp_path), "--max-keypoints", "4096"], capture_output=True, text=True)
+                           str(tmp_path), "--max-keypoints", "4096", "--matcher", "sift-nn"],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads((tmp_path / "results.json").read_text())["matchers"]["sift-nn"]["scenes"]["strecha_fountain"]
     assert r["num_registered"] == 11

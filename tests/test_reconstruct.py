@@ -158,10 +158,16 @@ def test_reconstruct_presets_load():
     from gimsfm.matchers.registry import parse_matcher_spec
     from gimsfm.sfm.reconstruct import ReconstructConfig
 
-    names = ["reconstruct", "reconstruct_gim", "video", "large"]
+    names = ["reconstruct", "reconstruct_gim", "reconstruct_sift", "video", "large"]
     for name in names:
         config = ReconstructConfig.from_preset(name)
         parse_matcher_spec(config.matcher)
     gim = ReconstructConfig.from_preset("reconstruct_gim")
     assert gim.matcher == "sift-lightglue-gim" and gim.max_keypoints == 2048
-    assert ReconstructConfig.from_preset("reconstruct").matcher == "sift-nn"  # the default stays classical
+    sift = ReconstructConfig.from_preset("reconstruct_sift")
+    assert sift.matcher == "sift-nn" and sift.max_keypoints == 8192
+    # The preset and the built-in defaults agree; keypoints follow the matcher unless given.
+    assert ReconstructConfig.from_preset("reconstruct") == ReconstructConfig() == gim
+    assert ReconstructConfig(matcher="sift-nn").max_keypoints == 8192
+    assert ReconstructConfig(matcher="sift-lightglue-base@filter_threshold=0.2").max_keypoints == 2048
+    assert ReconstructConfig(matcher="sift-nn", max_keypoints=1024).max_keypoints == 1024

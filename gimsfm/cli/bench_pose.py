@@ -151,7 +151,7 @@ def compare_cmd(
 @bench_app.command("table")
 def table_cmd(
     spec: Path = typer.Argument(..., help="table spec (YAML: rows = label + matcher, columns = result folders "
-                                "and AUC thresholds or a 'minus' matcher), e.g. pipelines/ablations/table.yaml"),
+                                "and AUC thresholds or a 'minus' matcher), e.g. pipelines/tables/ablations.yaml"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write the table as Markdown to this file"),
     n_boot: int = typer.Option(2000, "--n-boot", help="bootstrap replicates of the difference columns"),
 ) -> None:

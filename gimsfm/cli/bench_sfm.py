@@ -13,7 +13,8 @@ from . import bench_app
 def bench_sfm(
     data: list[Path] = typer.Option(None, "--data", help="Scene folder(s) with images/ and gt/ (COLMAP text), "
                                     "or a parent of several; default: shared data sfm/."),
-    matcher: list[str] = typer.Option(["sift-nn"], "--matcher", help="Matcher(s) to compare (repeat)."),
+    matcher: list[str] = typer.Option(["sift-lightglue-gim"], "--matcher",
+                                      help="Matcher(s) to compare (repeat); default: reconstruct's default."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for models and results."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Add sift-nn to the run."),
     mapper: str = typer.Option("incremental", help="incremental | global."),

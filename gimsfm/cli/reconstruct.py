@@ -19,11 +19,13 @@ def reconstruct(
     images: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; an earlier run there is resumed)."),
     preset: Optional[str] = typer.Option(None, help="YAML preset: a path or a name in pipelines/ (e.g. video)."),
-    matcher: Optional[str] = typer.Option(None, help="Matcher name from `gimsfm matchers` (default sift-nn)."),
+    matcher: Optional[str] = typer.Option(None, help="Matcher name from `gimsfm matchers` (default sift-lightglue-gim; "
+                                          "sift-nn is the classical, faster one)."),
     pairs: Optional[str] = typer.Option(None, help="auto | exhaustive | sequential | retrieval."),
     mapper: Optional[str] = typer.Option(None, help="incremental | global."),
     camera_mode: Optional[str] = typer.Option(None, help="auto | single | per-folder | per-image."),
-    max_keypoints: Optional[int] = typer.Option(None, help="Keypoints per image (default 8192)."),
+    max_keypoints: Optional[int] = typer.Option(None, help="Keypoints per image (default: 2048 for the LightGlue "
+                                               "matchers, 8192 for sift-nn)."),
     resize_max: Optional[int] = typer.Option(None, help="Long image side for feature extraction (default 1600)."),
     window: Optional[int] = typer.Option(None, help="Sequential pairs: neighbours per frame."),
     loop_closure: Optional[bool] = typer.Option(None, "--loop-closure/--no-loop-closure",

@@ -84,13 +84,13 @@ class SiftLightGlue(SiftMatcher):
 
 @register("sift-lightglue-base",
           "RootSIFT + LightGlue (5 layers, dim 128) trained by gimsfm on homographies/synthetic indoor pairs",
-          available=lambda: BASE_WEIGHTS.is_file())
+          available=lambda: BASE_WEIGHTS.is_file(), sfm_keypoints=2048)
 class SiftLightGlueBase(SiftLightGlue):
     pass
 
 
 @register("sift-lightglue-gim",
           "sift-lightglue-base after GIM self-training on labelled videos (gimsfm label + train)",
-          available=lambda: GIM_WEIGHTS.is_file())
+          available=lambda: GIM_WEIGHTS.is_file(), sfm_keypoints=2048)
 class SiftLightGlueGim(SiftLightGlue):
     default_conf: dict[str, Any] = {**SiftLightGlue.default_conf, "weights": str(GIM_WEIGHTS)}

@@ -16,17 +16,19 @@ class MatcherEntry:
     description: str
     conf: dict[str, Any] = field(default_factory=dict)
     available: Callable[[], bool] = lambda: True  # e.g. weights present
+    sfm_keypoints: int = 8192  # keypoints per image for reconstruct/localize when none are given
 
 
 REGISTRY: dict[str, MatcherEntry] = {}
 
 
 def register(name: str, description: str, conf: dict[str, Any] | None = None,
-             available: Callable[[], bool] | None = None) -> Callable[[type], type]:
+             available: Callable[[], bool] | None = None, sfm_keypoints: int = 8192) -> Callable[[type], type]:
     """Class decorator (or call with a factory) that adds a matcher under `name`."""
 
     def deco(factory):
-        REGISTRY[name] = MatcherEntry(name, factory, description, dict(conf or {}), available or (lambda: True))
+        REGISTRY[name] = MatcherEntry(name, factory, description, dict(conf or {}), available or (lambda: True),
+                                      sfm_keypoints)
         return factory
 
     return deco
@@ -125,6 +127,14 @@ def get_matcher(name: str, conf: dict[str, Any] | None = None, device: str = "au
     matcher = entry.factory(full, device=device)
     matcher.registry_name = name
     return matcher
+
+
+def sfm_keypoints(name: str) -> int:
+    """Keypoints per image a reconstruction uses with matcher NAME (spec allowed) unless told otherwise:
+    many for nearest-neighbour SIFT, fewer for attention matchers whose cost grows with the square."""
+    _load_builtin()
+    entry = REGISTRY.get(name.split("@", 1)[0].split(":", 1)[0])
+    return entry.sfm_keypoints if entry else MatcherEntry.sfm_keypoints
 
 
 def list_matchers() -> list[MatcherEntry]:
