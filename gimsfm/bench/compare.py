@@ -52,8 +52,9 @@ def _difference(errors: dict, a: str, b: str, n_boot: int) -> tuple[list[str], d
     return common, ea, eb, diff
 
 
-def _mean_auc(errs: dict[str, list[float]], t: float) -> float:
-    return sum(auc_percent(e, [t])[f"auc@{t}"] for e in errs.values()) / len(errs)
+def mean_auc(errs: dict[str, list[float]], t: float) -> float:
+    """Mean over data sets of the AUC (percent) up to threshold T."""
+    return sum(next(iter(auc_percent(e, [t]).values())) for e in errs.values()) / len(errs)
 
 
 def compare_many(folders: Sequence[Path], matchers: Sequence[str], b: str, n_boot: int = 2000) -> list[dict[str, Any]]:
@@ -62,7 +63,7 @@ def compare_many(folders: Sequence[Path], matchers: Sequence[str], b: str, n_boo
     out, rows = [], []
     for a in matchers:
         common, ea, eb, diff = _difference(errors, a, b, n_boot)
-        mean = {f"auc@{t}": _mean_auc(ea, t) for t in POSE_THRESHOLDS}
+        mean = {f"auc@{t}": mean_auc(ea, t) for t in POSE_THRESHOLDS}
         out.append({"a": a, "b": b, "datasets": common, "pairs": sum(len(v) for v in ea.values()),
                     "mean": mean, "difference": diff})
         rows.append([a, len(common), out[-1]["pairs"], " / ".join(f"{v:.1f}" for v in mean.values()),

@@ -24,8 +24,8 @@ import yaml
 
 from .. import logger
 from ..errors import InputError
-from .compare import load_pair_errors
-from .metrics import auc_percent, paired_auc_difference
+from .compare import load_pair_errors, mean_auc
+from .metrics import paired_auc_difference
 from .report import markdown_table, print_table
 
 _ROW_KEYS = {"label", "matcher"}
@@ -65,10 +65,6 @@ def _folders(patterns: list[str], base: Path) -> list[Path]:
     return out
 
 
-def _mean_auc(errs: dict[str, list[float]], t: float) -> float:
-    return sum(auc_percent(e, [t])[f"auc@{t:g}"] for e in errs.values()) / len(errs)
-
-
 def _cell(col: dict, errors: dict[str, dict[str, list[float]]], matcher: str, n_boot: int) -> str:
     if matcher not in errors:
         return "-"
@@ -86,7 +82,7 @@ def _cell(col: dict, errors: dict[str, dict[str, list[float]]], matcher: str, n_
         except ValueError as exc:
             raise InputError(f"column '{col['name']}', {matcher} vs {ref}: {exc}") from None
         return f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-    return " / ".join(f"{_mean_auc(errors[matcher], float(t)):.1f}" for t in col.get("thresholds", [5]))
+    return " / ".join(f"{mean_auc(errors[matcher], float(t)):.1f}" for t in col.get("thresholds", [5]))
 
 
 def build_table(spec_path: Path, out: Path | None = None, base: Path | None = None,
