@@ -75,6 +75,13 @@ def _sub_defaults(key: str, value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
 
 
+def _spec_parts(spec: str) -> tuple[str, str, str]:
+    """`NAME[:WEIGHTS][@OPTIONS]` -> (NAME, WEIGHTS, OPTIONS), split only, nothing checked."""
+    head, _, options = spec.partition("@")
+    base, _, weights = head.partition(":")
+    return base, weights, options
+
+
 def parse_matcher_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
     """`NAME[:WEIGHTS][@KEY=VALUE,...]` -> (registered NAME, WEIGHTS or "", options), checked: unknown names,
     missing weights files and unknown options are input errors, found before any work starts.
@@ -82,8 +89,7 @@ def parse_matcher_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
     e.g. `sift-lightglue-gim@depth_confidence=-1,filter_threshold=0.05` or `sift-nn@features.max_keypoints=4096`.
     """
     _load_builtin()
-    head, _, options = spec.partition("@")
-    base, _, weights = head.partition(":")
+    base, weights, options = _spec_parts(spec)
     if base not in REGISTRY:
         raise InputError(f"unknown matcher '{base}'; available: {', '.join(sorted(REGISTRY))}")
     if weights:
@@ -133,7 +139,7 @@ def sfm_keypoints(name: str) -> int:
     """Keypoints per image a reconstruction uses with matcher NAME (spec allowed) unless told otherwise:
     many for nearest-neighbour SIFT, fewer for attention matchers whose cost grows with the square."""
     _load_builtin()
-    entry = REGISTRY.get(name.split("@", 1)[0].split(":", 1)[0])
+    entry = REGISTRY.get(_spec_parts(name)[0])
     return entry.sfm_keypoints if entry else MatcherEntry.sfm_keypoints
 
 
