@@ -389,6 +389,9 @@ def test_bench_table_rebuilds_a_table_from_results(tmp_path, capsys):
                                "column 1"),
                               ({"rows": [{"matcher": "good"}], "columns": [{"name": "c", "results": ["nope*"]}]},
                                "no bench results"),
+                              ({"rows": [{"matcher": "good"}],
+                                "columns": [{"name": "c", "results": "run1", "thresholds": ["five"]}]},
+                               "positive numbers"),
                               ({"rows": [{"matcher": "nope"}], "columns": [{"name": "c", "results": ["run1"]}]},
                                "none of the matchers")):
         spec.write_text(yaml.safe_dump(bad_spec))

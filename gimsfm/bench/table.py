@@ -50,6 +50,14 @@ def load_table_spec(path: Path) -> dict[str, Any]:
         if not isinstance(col, dict) or "name" not in col or not col.get("results") or set(col) - _COLUMN_KEYS:
             raise InputError(f"{path}: column {i + 1} needs 'name' and 'results' (keys: "
                              f"{', '.join(sorted(_COLUMN_KEYS))}), got {col!r}")
+        if isinstance(col["results"], str):
+            col["results"] = [col["results"]]  # one pattern, not its characters
+        thresholds = col.get("thresholds", [5])
+        thresholds = thresholds if isinstance(thresholds, list) else [thresholds]
+        for t in [*thresholds, col.get("threshold", 5)]:
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+                raise InputError(f"{path}: column {i + 1}: thresholds must be positive numbers, got {t!r}")
+        col["thresholds"] = thresholds
     return spec
 
 
