@@ -1,6 +1,7 @@
 """GT labeller, loss, trainer checkpoint/resume and the `gimsfm train` CLI."""
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -316,6 +317,18 @@ def test_torchrun_ddp_two_processes_resume_a_one_process_run(tmp_path):
     rows = (tmp_path / "run" / "train_log.csv").read_text().strip().splitlines()
     assert [int(float(x.split(",")[0])) for x in rows[1:]] == [1, 2, 3, 4, 5]  # one writer, no duplicates
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    # validation is shared by both ranks (each every 2nd pair): the logged numbers equal one process's
+    from gimsfm.train.trainer import Trainer, evaluate, load_preset
+
+    with open(tmp_path / "run" / "val_log.csv") as f:
+        logged = {int(float(r["iteration"])): r for r in csv.DictReader(f)}[5]
+    tr = Trainer(load_preset(preset), device="cpu")
+    tr.build()
+    tr.model.load_state_dict(ck["model"])
+    single = evaluate(tr.model, tr.val_sources, tr.p["val"], tr.p["data"])
+    assert single["textures/pairs"] == 2
+    for k in ("textures/precision", "textures/recall", "textures/matches", "textures/auc@5"):
+        assert float(logged[k]) == pytest.approx(single[k], abs=1e-6), k
 
 
 def test_samples_seen_over_process_count_changes():

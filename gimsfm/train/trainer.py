@@ -9,7 +9,8 @@ float non-determinism of multi-threaded kernels; the default of one thread is de
 
 Devices and scale-out: `device` (auto | cpu | cuda) places model and batches; under torchrun (WORLD_SIZE > 1)
 each process draws batch `it * world + rank`, gradients are averaged by DDP (gloo on CPU, NCCL on GPUs),
-and rank 0 alone validates, logs and writes checkpoints (which are the same files as a one-process run's).
+the ranks share validation (each evaluates every world-th pair; the result equals one process's), and rank 0
+alone logs and writes checkpoints (which are the same files as a one-process run's).
 """
 from __future__ import annotations
 
@@ -200,59 +201,72 @@ def relative_pose_error(k0, k1, K0, K1, T, thresh_px: float = 0.5) -> float:
     return float(max(err_r, err_t))
 
 
-def evaluate(model, val_sources, conf: dict, data_conf: dict, baseline: bool = False) -> dict[str, float]:
-    """Precision/recall vs GT labels and homography / pose AUC on the validation pairs (one pair at a time,
-    inference settings: pruning on). With baseline=True the same numbers for SIFT mutual NN + ratio 0.8."""
+def _evaluate_pair(model, src, i: int, conf: dict, data_conf: dict, baseline: bool) -> dict[str, float]:
+    """One validation pair: precision, recall, match count, geometric error (if the pair has GT geometry)."""
     from ..matchers.sift_nn import mutual_nn_ratio
 
+    r = src.get(i)
+    s = make_sample(r, conf["n_kpts"], None, data_conf["pos_th"], data_conf["neg_th"])
+    t0 = time.perf_counter()
+    if baseline:
+        m0, _ = mutual_nn_ratio(s["desc0"], s["desc1"], 0.8, True)
+        m0 = m0.astype(np.int64)
+    else:
+        dev = next(model.parameters()).device
+        b = {k: v.to(dev) for k, v in collate([s]).items()}
+        m0 = model.predict(b, prune=True)["matches0"][0].cpu().numpy()
+    out = {"index": i, "s": time.perf_counter() - t0}
+    gt0 = s["gt0"]
+    pred = m0 > -1
+    correct = pred & (m0 == gt0)
+    # A prediction is also correct when it reprojects within pos_th (GT label may be 'ignore').
+    if pred.any():
+        err = np.linalg.norm(s["p01"][pred] - s["kpts1"][m0[pred]], axis=1)
+        ok = (s["vis01"][pred] == L.VISIBLE) & (err < data_conf["pos_th"])
+        correct[np.nonzero(pred)[0][ok]] = True
+    known = pred & ((gt0 >= -1) | correct)
+    out["precision"] = correct.sum() / max(known.sum(), 1)
+    out["recall"] = (pred & (m0 == gt0)).sum() / max((gt0 >= 0).sum(), 1)
+    out["matches"] = pred.sum()
+    k0, k1 = s["kpts0"][pred], s["kpts1"][m0[pred]]
+    if "H" in r:
+        out["error"] = homography_corner_error(k0, k1, r["H"], r["size0"], conf["ransac_px"])
+    elif "K0" in r:
+        out["error"] = relative_pose_error(k0, k1, r["K0"], r["K1"], r["T_0to1"])
+    # video label pairs have no geometric GT: precision / recall only
+    return out
+
+
+def evaluate(model, val_sources, conf: dict, data_conf: dict, baseline: bool = False,
+             rank: int = 0, world: int = 1) -> dict[str, float]:
+    """Precision/recall vs GT labels and homography / pose AUC on the validation pairs (one pair at a time,
+    inference settings: pruning on). With baseline=True the same numbers for SIFT mutual NN + ratio 0.8.
+    Under DDP (world > 1) every rank evaluates every world-th pair and all ranks get the same result, equal to
+    one process evaluating them all (the other ranks would otherwise idle while rank 0 validates)."""
     if model is not None:
         model.eval()
-        dev = next(model.parameters()).device
     res: dict[str, float] = {}
-    t_model = 0.0
+    t_model, n_all = 0.0, 0
     for src in val_sources:
-        prec, rec, errs, n_match = [], [], [], []
         n = min(len(src), conf["max_pairs"])
-        for i in range(n):
-            r = src.get(i)
-            s = make_sample(r, conf["n_kpts"], None, data_conf["pos_th"], data_conf["neg_th"])
-            if baseline:
-                m0, _ = mutual_nn_ratio(s["desc0"], s["desc1"], 0.8, True)
-                m0 = m0.astype(np.int64)
-            else:
-                t0 = time.perf_counter()
-                b = {k: v.to(dev) for k, v in collate([s]).items()}
-                m0 = model.predict(b, prune=True)["matches0"][0].cpu().numpy()
-                t_model += time.perf_counter() - t0
-            gt0 = s["gt0"]
-            pred = m0 > -1
-            correct = pred & (m0 == gt0)
-            # A prediction is also correct when it reprojects within pos_th (GT label may be 'ignore').
-            if pred.any():
-                err = np.linalg.norm(s["p01"][pred] - s["kpts1"][m0[pred]], axis=1)
-                ok = (s["vis01"][pred] == L.VISIBLE) & (err < data_conf["pos_th"])
-                correct[np.nonzero(pred)[0][ok]] = True
-            known = pred & ((gt0 >= -1) | correct)
-            prec.append(correct.sum() / max(known.sum(), 1))
-            rec.append((pred & (m0 == gt0)).sum() / max((gt0 >= 0).sum(), 1))
-            n_match.append(pred.sum())
-            k0, k1 = s["kpts0"][pred], s["kpts1"][m0[pred]]
-            if "H" in r:
-                errs.append(homography_corner_error(k0, k1, r["H"], r["size0"], conf["ransac_px"]))
-            elif "K0" in r:
-                errs.append(relative_pose_error(k0, k1, r["K0"], r["K1"], r["T_0to1"]))
-            # video label pairs have no geometric GT: precision / recall only
+        rows = [_evaluate_pair(model, src, i, conf, data_conf, baseline) for i in range(rank, n, world)]
+        if world > 1:
+            parts: list = [None] * world
+            dist.all_gather_object(parts, rows)
+            rows = sorted((r for p in parts for r in p), key=lambda r: r["index"])
+        errs = [r["error"] for r in rows if "error" in r]
         key = src.name.rsplit("-", 1)[0]
-        res[f"{key}/precision"] = float(np.mean(prec)) if prec else 0.0
-        res[f"{key}/recall"] = float(np.mean(rec)) if rec else 0.0
-        res[f"{key}/matches"] = float(np.mean(n_match)) if n_match else 0.0
+        for m in ("precision", "recall", "matches"):
+            res[f"{key}/{m}"] = float(np.mean([r[m] for r in rows])) if rows else 0.0
         ths = (3, 5, 10) if src.kind == "homography" else (5, 10, 20)
         for t, a in zip(ths, pose_auc(errs, ths) if errs else [0.0] * 3):
             if src.kind != "video_labels":
                 res[f"{key}/auc@{t}"] = a
         res[f"{key}/pairs"] = n
+        t_model += sum(r["s"] for r in rows) / world  # wall time: the ranks run side by side
+        n_all += n
     if not baseline and val_sources:
-        res["ms_per_pair"] = 1000 * t_model / max(1, sum(min(len(s), conf["max_pairs"]) for s in val_sources))
+        res["ms_per_pair"] = 1000 * t_model / max(1, n_all)
     return res
 
 
@@ -613,10 +627,11 @@ class Trainer:
                           self.p["optim"]), **metrics})
                 bar.set_postfix(loss=f"{metrics['loss']:.3f}", P=f"{metrics['precision']:.2f}",
                                 R=f"{metrics['recall']:.2f}")
-            do_val = main and self.val_sources and (it % int(t["val_every"]) == 0 or it == end)
-            if do_val:
-                res = evaluate(self.model, self.val_sources, self.p["val"], d)
+            do_val = bool(self.val_sources) and (it % int(t["val_every"]) == 0 or it == end)
+            if do_val:  # every rank takes part (evaluate shards the pairs); rank 0 logs
+                res = evaluate(self.model, self.val_sources, self.p["val"], d, rank=self.rank, world=self.world)
                 self.model.train()
+            if do_val and main:
                 row = {"iteration": it, "time_s": time.time() - t0, **res,
                        **{f"sift-nn:{k}": v for k, v in history["baseline"].items()}}
                 history["val"].append(row)
