@@ -375,6 +375,15 @@ def test_preset_extends_and_source_overrides(tmp_path):
     video = sum(s["weight"] for s in mix["data"]["sources"] if s["type"] == "video_labels")
     assert abs(video / sum(s["weight"] for s in mix["data"]["sources"]) - 0.8) < 1e-6
     assert mix["train"]["compact_checkpoint"] != main["train"]["compact_checkpoint"]
+    # the data-amount runs: only the synthetic label store changes (and the full-budget run's own checkpoint)
+    for name, store in (("train_sift_lightglue_gim_x4.yaml", "video_synth_medium"),
+                        ("ablations/gim_video_synth_x4.yaml", "video_synth_medium"),
+                        ("ablations/gim_video_synth_x12.yaml", "video_synth_large")):
+        q = load_preset(REPO / "pipelines" / name)
+        roots = {s["name"]: s["root"] for s in q["data"]["sources"] if s["type"] == "video_labels"}
+        assert roots == {"video_real": "runs/labels/video_real", "video_synth": f"runs/labels/{store}"}, name
+    x4 = load_preset(REPO / "pipelines" / "train_sift_lightglue_gim_x4.yaml")
+    assert x4["train"]["compact_checkpoint"] not in (main["train"]["compact_checkpoint"], mix["train"]["compact_checkpoint"])
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"extends: {REPO / 'pipelines' / 'train_sift_lightglue_gim.yaml'}\nname: x\n"
                    "source_overrides: {nothing_*: {weight: 0}}\n")
