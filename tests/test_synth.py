@@ -290,3 +290,18 @@ def test_pairs_multi_domain_with_val_split(tmp_path):
     meta, vmeta = (json.loads((d / "meta.json").read_text()) for d in (out, out / "val"))
     assert [p["domain"] for p in meta["pairs"]] == ["object", "aerial"]
     assert not {p["world_seed"] for p in meta["pairs"]} & {p["world_seed"] for p in vmeta["pairs"]}  # held-out worlds
+
+
+def test_sfm_lite_preset_worlds_are_not_training_worlds():
+    """pipelines/synth_sfm_lite.yaml (bench sfm scenes) uses no (domain, seed) world of a training corpus."""
+    from gimsfm.synth.suites import load_preset
+
+    REPO_ = Path(__file__).resolve().parents[1]
+    sfm = load_preset(str(REPO_ / "pipelines" / "synth_sfm_lite.yaml"))
+    assert sfm["kind"] == "scene" and len(sfm["scenes"]) == 4
+    assert all(s["queries"] == 0 and s["images"] >= 16 for s in sfm["scenes"])
+    worlds = {(s["domain"], s["seed"]) for s in sfm["scenes"]}
+    for name in ("synth_video_corpus_large.yaml", "synth_video_corpus.yaml"):
+        v = load_preset(str(REPO_ / "pipelines" / name))
+        train = {(d, v["seed"] + 1000 * i + k) for i, d in enumerate(v["domains"]) for k in range(v["videos_per_domain"])}
+        assert not worlds & train, name
