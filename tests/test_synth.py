@@ -294,14 +294,13 @@ def test_pairs_multi_domain_with_val_split(tmp_path):
 
 def test_sfm_lite_preset_worlds_are_not_training_worlds():
     """pipelines/synth_sfm_lite.yaml (bench sfm scenes) uses no (domain, seed) world of a training corpus."""
-    from gimsfm.synth.suites import load_preset
+    from gimsfm.synth.suites import load_preset, pipelines_dir
 
-    REPO_ = Path(__file__).resolve().parents[1]
-    sfm = load_preset(str(REPO_ / "pipelines" / "synth_sfm_lite.yaml"))
+    sfm = load_preset(str(pipelines_dir() / "synth_sfm_lite.yaml"))
     assert sfm["kind"] == "scene" and len(sfm["scenes"]) == 4
     assert all(s["queries"] == 0 and s["images"] >= 16 for s in sfm["scenes"])
     worlds = {(s["domain"], s["seed"]) for s in sfm["scenes"]}
     for name in ("synth_video_corpus_large.yaml", "synth_video_corpus.yaml"):
-        v = load_preset(str(REPO_ / "pipelines" / name))
+        v = load_preset(str(pipelines_dir() / name))
         train = {(d, v["seed"] + 1000 * i + k) for i, d in enumerate(v["domains"]) for k in range(v["videos_per_domain"])}
         assert not worlds & train, name
