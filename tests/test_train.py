@@ -383,7 +383,8 @@ def test_preset_extends_and_source_overrides(tmp_path):
         roots = {s["name"]: s["root"] for s in q["data"]["sources"] if s["type"] == "video_labels"}
         assert roots == {"video_real": "runs/labels/video_real", "video_synth": f"runs/labels/{store}"}, name
     x4 = load_preset(REPO / "pipelines" / "train_sift_lightglue_gim_x4.yaml")
-    assert x4["train"]["compact_checkpoint"] not in (main["train"]["compact_checkpoint"], mix["train"]["compact_checkpoint"])
+    others = (main["train"]["compact_checkpoint"], mix["train"]["compact_checkpoint"])
+    assert x4["train"]["compact_checkpoint"] not in others
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"extends: {REPO / 'pipelines' / 'train_sift_lightglue_gim.yaml'}\nname: x\n"
                    "source_overrides: {nothing_*: {weight: 0}}\n")
