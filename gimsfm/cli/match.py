@@ -91,7 +91,7 @@ def match_cmd(
     image0: Path = typer.Argument(..., help="first image"),
     image1: Path = typer.Argument(..., help="second image"),
     out: Path = typer.Option(..., "--out", help="output folder (matches.json, matches.png, warp_overlay.png)"),
-    matcher: str = typer.Option("sift-nn", "--matcher",
+    matcher: str = typer.Option("sift-lightglue-gim", "--matcher",
                                 help="registered matcher, NAME[:WEIGHTS]\\[@KEY=VALUE,...] (see gimsfm matchers)"),
     geometry: Optional[str] = typer.Option(None, "--geometry", help="essential | fundamental | homography "
                                            "(default: essential with --intrinsics, else fundamental)"),
