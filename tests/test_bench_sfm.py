@@ -86,3 +86,25 @@ def test_alignment_with_collinear_cameras():
     est = _transformed(gt, 0.5, R, np.array([3.0, 1.0, -2.0]))
     r = evaluate_model(est, gt)
     assert r["median_rotation_error_deg"] < 1e-4 and r["median_position_error"] < 1e-6
+
+
+def test_bench_sfm_known_intrinsics_keeps_the_gt_cameras(tmp_path):
+    """--known-intrinsics: the reconstruction uses the GT camera unchanged (no self-calibration)."""
+    from gimsfm.synth.scene import generate_scene
+
+    # synth_sfm_lite's object scene (a world no training corpus uses)
+    scene = generate_scene("object", tmp_path / "scenes" / "obj", seed=12000, n_images=20, n_queries=0)
+    gt = pycolmap.Reconstruction(str(scene / "gt"))
+    out = tmp_path / "bench"
+    proc = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "sfm", "--data", str(scene), "--out", str(out),
+                           "--matcher", "sift-nn", "--no-baseline", "--known-intrinsics"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["known_intrinsics"] is True
+    r = res["matchers"]["sift-nn"]["scenes"]["obj"]
+    assert r["num_registered"] == 20 and r["median_rotation_error_deg"] < 0.5 and r["auc@5"] > 90
+    rec = pycolmap.Reconstruction(str(out / "obj" / "sift-nn" / "sparse"))
+    (cam,) = rec.cameras.values()
+    np.testing.assert_allclose(cam.params, gt.cameras[1].params)  # fixed, not refined
+    assert len((out / "obj" / "sift-nn.intrinsics.txt").read_text().splitlines()) == 20

@@ -147,12 +147,33 @@ def evaluate_model(rec: pycolmap.Reconstruction | None, gt: pycolmap.Reconstruct
     return out
 
 
+def write_gt_intrinsics(gt: pycolmap.Reconstruction, path: Path) -> Path:
+    """The GT cameras as a `--intrinsics` file (name MODEL W H params), one line per GT image."""
+    lines = []
+    for im in sorted(gt.images.values(), key=lambda im: im.name):
+        cam = gt.camera(im.camera_id)
+        params = " ".join(f"{v:.10g}" for v in cam.params)
+        lines.append(f"{im.name} {cam.model.name} {cam.width} {cam.height} {params}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def bench_scene(scene: Path, matcher: str, out: Path, config_overrides: dict[str, Any],
-                overwrite: bool = False) -> dict[str, Any]:
-    """Reconstruct one scene with one matcher (resumable) and evaluate it."""
+                overwrite: bool = False, known_intrinsics: bool = False) -> dict[str, Any]:
+    """Reconstruct one scene with one matcher (resumable) and evaluate it.
+
+    known_intrinsics: the GT cameras are given and kept fixed, so the score measures matching and not also
+    self-calibration (which is ill-posed for e.g. a straight flight over flat ground: every matcher lands on
+    a different focal length there).
+    """
     from ..sfm.reconstruct import ReconstructConfig, reconstruct
 
     gt = pycolmap.Reconstruction(str(scene / "gt"))
+    if known_intrinsics:
+        # Beside OUT, not in it: reconstruct's OUT holds only its own artefacts.
+        path = write_gt_intrinsics(gt, out.parent / f"{out.name}.intrinsics.txt")
+        config_overrides = {**config_overrides, "intrinsics": str(path.resolve())}
     config = ReconstructConfig(matcher=matcher, **config_overrides)
     t0 = time.perf_counter()
     rec, error = None, None

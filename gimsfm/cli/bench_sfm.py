@@ -19,6 +19,9 @@ def bench_sfm(
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Add sift-nn to the run."),
     mapper: str = typer.Option("incremental", help="incremental | global."),
     max_keypoints: Optional[int] = typer.Option(None, help="Keypoints per image."),
+    known_intrinsics: bool = typer.Option(False, "--known-intrinsics",
+                                          help="Give the GT cameras and keep them fixed: scores the matching "
+                                               "without self-calibration."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute instead of resuming."),
 ) -> None:
     """Registration rate, aligned camera errors and relative-pose AUC@5/10/20 per scene and matcher."""
@@ -32,17 +35,18 @@ def bench_sfm(
     overrides = {"mapper": mapper}
     if max_keypoints:
         overrides["max_keypoints"] = max_keypoints
-    results: dict = {"matchers": {}}
+    results: dict = {"matchers": {}, "known_intrinsics": known_intrinsics}
     rows = []
     for m in matchers:
         per_scene = {}
         for scene in scenes:
-            r = bench_scene(scene, m, out / scene.name / matcher_dirname(m), overrides, overwrite)
+            r = bench_scene(scene, m, out / scene.name / matcher_dirname(m), overrides, overwrite,
+                            known_intrinsics)
             per_scene[scene.name] = r
             rows.append([m, scene.name, f"{r['num_registered']}/{r['num_gt_images']}",
                          r["median_rotation_error_deg"], r["median_position_error"], r["auc@5"], r["auc@10"],
                          r["auc@20"], r["wall_s"], r["peak_memory_mb"]])
         results["matchers"][m] = {"scenes": per_scene}
-    write_report(out, results, "SfM benchmark",
+    write_report(out, results, "SfM benchmark" + (" (known intrinsics)" if known_intrinsics else ""),
                  ["matcher", "scene", "registered", "med. rot err (deg)", "med. pos err", "AUC@5", "AUC@10",
                   "AUC@20", "time (s)", "peak mem (MB)"], rows)
