@@ -378,6 +378,7 @@ def test_preset_extends_and_source_overrides(tmp_path):
     # the data-amount runs: only the synthetic label store changes (and the full-budget run's own checkpoint)
     for name, store in (("train_sift_lightglue_gim_x4.yaml", "video_synth_medium"),
                         ("ablations/gim_video_synth_x4.yaml", "video_synth_medium"),
+                        ("ablations/gim_video_synth_x8.yaml", "video_synth_x8"),
                         ("ablations/gim_video_synth_x12.yaml", "video_synth_large")):
         q = load_preset(REPO / "pipelines" / name)
         roots = {s["name"]: s["root"] for s in q["data"]["sources"] if s["type"] == "video_labels"}
