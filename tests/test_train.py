@@ -379,13 +379,15 @@ def test_preset_extends_and_source_overrides(tmp_path):
     for name, store in (("train_sift_lightglue_gim_x4.yaml", "video_synth_medium"),
                         ("ablations/gim_video_synth_x4.yaml", "video_synth_medium"),
                         ("ablations/gim_video_synth_x8.yaml", "video_synth_x8"),
+                        ("train_sift_lightglue_gim_x8.yaml", "video_synth_x8"),
                         ("ablations/gim_video_synth_x12.yaml", "video_synth_large")):
         q = load_preset(REPO / "pipelines" / name)
         roots = {s["name"]: s["root"] for s in q["data"]["sources"] if s["type"] == "video_labels"}
         assert roots == {"video_real": "runs/labels/video_real", "video_synth": f"runs/labels/{store}"}, name
     x4 = load_preset(REPO / "pipelines" / "train_sift_lightglue_gim_x4.yaml")
     others = (main["train"]["compact_checkpoint"], mix["train"]["compact_checkpoint"])
-    assert x4["train"]["compact_checkpoint"] not in others
+    x8 = load_preset(REPO / "pipelines" / "train_sift_lightglue_gim_x8.yaml")
+    assert len({x4["train"]["compact_checkpoint"], x8["train"]["compact_checkpoint"], *others}) == 4
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"extends: {REPO / 'pipelines' / 'train_sift_lightglue_gim.yaml'}\nname: x\n"
                    "source_overrides: {nothing_*: {weight: 0}}\n")
