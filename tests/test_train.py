@@ -411,3 +411,22 @@ def test_preset_set_overrides():
             (["optim.lr=[1"], "not valid YAML"):
         with pytest.raises(InputError, match=msg):
             load_preset(path, bad)
+
+
+def test_sample_seed_changes_the_draws_not_the_sources(tmp_path):
+    """data.sample_seed repeats a run on other samples of the same sources (and caches)."""
+    from gimsfm.train.trainer import Trainer
+
+    torch.set_num_threads(1)
+    trainers = {}
+    for name, seed in (("default", None), ("same", 0), ("other", 1)):
+        p = _tiny_preset(tmp_path)
+        p["data"]["sample_seed"] = seed
+        trainers[name] = t = Trainer(p)
+        t.build()
+    b = {k: t.train_data.batch(0, 2) for k, t in trainers.items()}
+    assert all(torch.equal(b["default"][k], b["same"][k]) for k in b["default"])
+    same_shape = [k for k in b["default"] if b["other"][k].shape == b["default"][k].shape]
+    assert not same_shape or not all(torch.equal(b["default"][k], b["other"][k]) for k in same_shape)
+    assert {len(t.train_data.sources) for t in trainers.values()} == {1}
+    assert trainers["default"].train_data.sources[0].seed == trainers["other"].train_data.sources[0].seed == 0

@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
         "pos_th": 3.0,
         "neg_th": 5.0,
         "sift": {"max_keypoints": 1024},
+        # Which records each batch draws (and their keypoint subsets); None = `seed`. Changing it alone repeats
+        # a run on the same sources and caches: the run-to-run noise of a recipe, without rebuilding caches.
+        "sample_seed": None,
         "sources": [{"type": "homography", "name": "textures", "weight": 1.0, "n_train": 2000, "n_val": 100}],
     },
     "optim": {"lr": 2e-4, "warmup": 200, "decay_start": 10**9, "decay_every": 20000, "decay": 0.5,
@@ -351,7 +354,9 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
         tr, w = self._sources("train")
         d = self.p["data"]
-        self.train_data = MixedPairs(tr, w, d["n_kpts"], int(self.p["seed"]), d["pos_th"], d["neg_th"])
+        sample_seed = d.get("sample_seed")
+        self.train_data = MixedPairs(tr, w, d["n_kpts"], int(self.p["seed"] if sample_seed is None else sample_seed),
+                                     d["pos_th"], d["neg_th"])
         self.val_sources, _ = self._sources("val")
 
     def init_weights(self) -> Path | None:
