@@ -150,7 +150,8 @@ def test_loss_decreases_on_a_tiny_set(tmp_path):
     p = _tiny_preset(tmp_path, optim={"lr": 3e-3, "warmup": 1})
     tr = Trainer(p)
     tr.build()
-    batch = tr.train_data.batch(0, 2)  # overfit one batch
+    # overfit one batch, on whatever device `auto` picked (the GPU where there is one)
+    batch = {k: v.to(tr.device) for k, v in tr.train_data.batch(0, 2).items()}
     losses = []
     for _ in range(12):
         out = tr.model(batch)
@@ -158,7 +159,7 @@ def test_loss_decreases_on_a_tiny_set(tmp_path):
         tr.opt.zero_grad()
         loss.backward()
         tr.opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.8 * losses[0], losses
 
 
