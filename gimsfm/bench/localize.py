@@ -14,7 +14,7 @@ from ..errors import ReconstructionError
 from ..geometry.evaluation import angle_error_mat
 from ..utils.io import resolve_dir
 from ..utils.profiling import PeakMemory
-from .sfm import align_cameras
+from .sfm import align_cameras, write_gt_intrinsics
 
 # (metres, degrees) as in the Aachen Day-Night / InLoc benchmarks.
 THRESHOLDS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
@@ -45,17 +45,6 @@ def _w2c(rigid: pycolmap.Rigid3d) -> np.ndarray:
     T = np.eye(4)
     T[:3] = rigid.matrix()
     return T
-
-
-def write_gt_intrinsics(gt: pycolmap.Reconstruction, names: list[str], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    by_name = {im.name: im for im in gt.images.values()}
-    lines = []
-    for n in names:
-        cam = gt.camera(by_name[n].camera_id)
-        lines.append(f"{n} {cam.model.name} {cam.width} {cam.height} " + " ".join(map(str, cam.params)) + "\n")
-    path.write_text("".join(lines))
-    return path
 
 
 def evaluate_queries(map_rec: pycolmap.Reconstruction, gt: pycolmap.Reconstruction, poses: dict[str, np.ndarray],

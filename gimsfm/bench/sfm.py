@@ -147,15 +147,15 @@ def evaluate_model(rec: pycolmap.Reconstruction | None, gt: pycolmap.Reconstruct
     return out
 
 
-def write_gt_intrinsics(gt: pycolmap.Reconstruction, path: Path) -> Path:
-    """The GT cameras as a `--intrinsics` file (name MODEL W H params), one line per GT image."""
-    lines = []
-    for im in sorted(gt.images.values(), key=lambda im: im.name):
-        cam = gt.camera(im.camera_id)
-        params = " ".join(f"{v:.10g}" for v in cam.params)
-        lines.append(f"{im.name} {cam.model.name} {cam.width} {cam.height} {params}")
+def write_gt_intrinsics(gt: pycolmap.Reconstruction, names: list[str], path: Path) -> Path:
+    """The GT cameras of `names` as a `--intrinsics` file (hloc format: name MODEL W H params)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    by_name = {im.name: im for im in gt.images.values()}
+    lines = []
+    for n in names:
+        cam = gt.camera(by_name[n].camera_id)
+        lines.append(f"{n} {cam.model.name} {cam.width} {cam.height} " + " ".join(map(str, cam.params)) + "\n")
+    path.write_text("".join(lines))
     return path
 
 
@@ -172,7 +172,8 @@ def bench_scene(scene: Path, matcher: str, out: Path, config_overrides: dict[str
     gt = pycolmap.Reconstruction(str(scene / "gt"))
     if known_intrinsics:
         # Beside OUT, not in it: reconstruct's OUT holds only its own artefacts.
-        path = write_gt_intrinsics(gt, out.parent / f"{out.name}.intrinsics.txt")
+        names = sorted(im.name for im in gt.images.values())
+        path = write_gt_intrinsics(gt, names, out.parent / f"{out.name}.intrinsics.txt")
         config_overrides = {**config_overrides, "intrinsics": str(path.resolve())}
     config = ReconstructConfig(matcher=matcher, **config_overrides)
     t0 = time.perf_counter()

@@ -354,9 +354,8 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
         tr, w = self._sources("train")
         d = self.p["data"]
-        sample_seed = d.get("sample_seed")
-        self.train_data = MixedPairs(tr, w, d["n_kpts"], int(self.p["seed"] if sample_seed is None else sample_seed),
-                                     d["pos_th"], d["neg_th"])
+        sample_seed = self.p["seed"] if d.get("sample_seed") is None else d["sample_seed"]
+        self.train_data = MixedPairs(tr, w, d["n_kpts"], int(sample_seed), d["pos_th"], d["neg_th"])
         self.val_sources, _ = self._sources("val")
 
     def init_weights(self) -> Path | None:
