@@ -108,3 +108,37 @@ def test_bench_sfm_known_intrinsics_keeps_the_gt_cameras(tmp_path):
     (cam,) = rec.cameras.values()
     np.testing.assert_allclose(cam.params, gt.cameras[1].params)  # fixed, not refined
     assert len((out / "obj" / "sift-nn.intrinsics.txt").read_text().splitlines()) == 20
+
+
+def test_sfm_compare_pools_scenes_and_takes_the_median(tmp_path):
+    """`bench sfm-compare` pools scenes over output folders; the median ignores one bent scene."""
+    from gimsfm.errors import InputError
+
+    def write(folder, matchers, ki=False):
+        folder.mkdir()
+        res = {"matchers": {m: {"scenes": {s: {"auc@5": v} for s, v in sc.items()}} for m, sc in matchers.items()},
+               "known_intrinsics": ki}
+        (folder / "results.json").write_text(json.dumps(res))
+
+    write(tmp_path / "r1", {"A": {"s1": 90.0, "s2": 80.0}, "B": {"s1": 89.0, "s2": 79.5}})
+    write(tmp_path / "r2", {"A": {"s3": 10.0, "s4": 99.0}})  # s3: one bent model for A
+    write(tmp_path / "r3", {"B": {"s3": 95.0, "s4": 98.0, "s5": 50.0}})
+    from gimsfm.bench.sfm import compare_scenes
+
+    r = compare_scenes([tmp_path / f"r{i}" for i in (1, 2, 3)], "A", "B")
+    assert r["scenes"] == ["s1", "s2", "s3", "s4"] and r["only_b"] == ["s5"]
+    assert r["median_diff"] == pytest.approx(0.75) and r["mean_diff"] == pytest.approx((1 + 0.5 - 85 + 1) / 4)
+    assert (r["wins"], r["losses"]) == (3, 1)
+    write(tmp_path / "ki", {"B": {"s6": 1.0}}, ki=True)
+    with pytest.raises(InputError, match="mix"):
+        compare_scenes([tmp_path / "r1", tmp_path / "ki"], "A", "B")
+    with pytest.raises(InputError, match="twice"):
+        compare_scenes([tmp_path / "r1", tmp_path / "r1"], "A", "B")
+    p = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "sfm-compare", str(tmp_path / "r1"),
+                        str(tmp_path / "r2"), str(tmp_path / "r3"), "--a", "A", "--b", "B", "--json",
+                        str(tmp_path / "c.json")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "median A - B +0.75" in p.stdout, p.stderr
+    assert json.loads((tmp_path / "c.json").read_text())["wins"] == 3
+    p = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "sfm-compare", str(tmp_path / "nope"), "--a", "A"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1 and "results.json" in p.stderr

@@ -169,5 +169,21 @@ def test_reconstruct_presets_load():
     # The preset and the built-in defaults agree; keypoints follow the matcher unless given.
     assert ReconstructConfig.from_preset("reconstruct") == ReconstructConfig() == gim
     assert ReconstructConfig(matcher="sift-nn").max_keypoints == 8192
+    assert sift.pairs == gim.pairs and sift.resize_max == gim.resize_max  # inherited through `extends:`
     assert ReconstructConfig(matcher="sift-lightglue-base@filter_threshold=0.2").max_keypoints == 2048
     assert ReconstructConfig(matcher="sift-nn", max_keypoints=1024).max_keypoints == 1024
+
+
+def test_reconstruct_preset_extends(tmp_path):
+    """A user's preset can extend a shipped one and change single settings; a cycle is a clear error."""
+    from gimsfm.errors import InputError
+    from gimsfm.sfm.reconstruct import REPO_PIPELINES, ReconstructConfig
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"extends: {REPO_PIPELINES / 'reconstruct.yaml'}\nreconstruct: {{mapper: global}}\n")
+    c = ReconstructConfig.from_preset(mine)
+    assert c.mapper == "global" and c.matcher == "sift-lightglue-gim" and c.max_keypoints == 2048
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(InputError, match="circular"):
+        ReconstructConfig.from_preset(tmp_path / "a.yaml")

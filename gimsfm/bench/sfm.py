@@ -193,3 +193,36 @@ def bench_scene(scene: Path, matcher: str, out: Path, config_overrides: dict[str
     if error:
         result["error"] = error
     return result
+
+
+def compare_scenes(results: list[Path], a: str, b: str, metric: str = "auc@5") -> dict[str, Any]:
+    """Per-scene `metric` of matcher A minus B, pooled over `bench sfm` output folders: the median over scenes
+    (one bent model cannot swing it), the mean, and scenes won/lost. Folders must share one protocol."""
+    import json
+
+    scores: dict[str, dict[str, float]] = {a: {}, b: {}}
+    protocols = set()
+    for folder in results:
+        path = Path(folder) / "results.json"
+        if not path.is_file():
+            raise InputError(f"not a bench sfm output folder (no results.json): {folder}")
+        res = json.loads(path.read_text())
+        if "matchers" not in res:
+            raise InputError(f"not a bench sfm results.json: {path}")
+        protocols.add(bool(res.get("known_intrinsics", False)))
+        for m in (a, b):
+            for scene, r in res["matchers"].get(m, {}).get("scenes", {}).items():
+                if scene in scores[m]:
+                    raise InputError(f"scene {scene} appears twice for {m} (folders overlap)")
+                scores[m][scene] = float(r[metric])
+    if len(protocols) > 1:
+        raise InputError("the folders mix self-calibrated and --known-intrinsics runs")
+    common = sorted(set(scores[a]) & set(scores[b]))
+    if not common:
+        raise InputError(f"no scene has results for both {a} and {b}")
+    diff = np.array([scores[a][s] - scores[b][s] for s in common])
+    return {"a": a, "b": b, "metric": metric, "known_intrinsics": protocols.pop(), "scenes": common,
+            "a_scores": [scores[a][s] for s in common], "b_scores": [scores[b][s] for s in common],
+            "median_diff": float(np.median(diff)), "mean_diff": float(diff.mean()),
+            "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()),
+            "only_a": sorted(set(scores[a]) - set(common)), "only_b": sorted(set(scores[b]) - set(common))}

@@ -50,3 +50,29 @@ def bench_sfm(
     write_report(out, results, "SfM benchmark" + (" (known intrinsics)" if known_intrinsics else ""),
                  ["matcher", "scene", "registered", "med. rot err (deg)", "med. pos err", "AUC@5", "AUC@10",
                   "AUC@20", "time (s)", "peak mem (MB)"], rows)
+
+
+@bench_app.command("sfm-compare")
+def sfm_compare_cmd(
+    results: list[Path] = typer.Argument(..., help="`bench sfm` output folders, pooled by scene (one protocol)"),
+    a: str = typer.Option(..., "--a", help="matcher A, as named in the results"),
+    b: str = typer.Option("sift-nn", "--b", help="matcher B, as named in the results"),
+    metric: str = typer.Option("auc@5", "--metric", help="per-scene metric: auc@5|auc@10|auc@20|registration_rate"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the comparison to this JSON file"),
+) -> None:
+    """Per-scene METRIC of A minus B over many scenes: median (robust to one bent model), mean, wins/losses."""
+    import json
+
+    from ..bench.report import print_table
+    from ..bench.sfm import compare_scenes
+
+    r = compare_scenes(results, a, b, metric)
+    rows = [[s, x, y, x - y] for s, x, y in zip(r["scenes"], r["a_scores"], r["b_scores"])]
+    print_table(f"{metric}: {a} vs {b}", ["scene", "A", "B", "A - B"], rows)
+    typer.echo(f"{len(rows)} scenes: median A - B {r['median_diff']:+.2f}, mean {r['mean_diff']:+.2f}, "
+               f"A better on {r['wins']}, worse on {r['losses']}"
+               + (f"; only A: {', '.join(r['only_a'])}" if r["only_a"] else "")
+               + (f"; only B: {', '.join(r['only_b'])}" if r["only_b"] else ""))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(r, indent=1))

@@ -69,3 +69,21 @@ def train_cmd(
         return
     summary = trainer.run(resume=resume, overwrite=overwrite, max_iters=max_iters, progress=not no_progress)
     typer.echo(f"stopped at iteration {summary['iteration']}; checkpoint {summary['checkpoint']}")
+
+
+@app.command("average")
+def average_cmd(
+    weights: list[Path] = typer.Argument(..., help="Exported weights files (.pt) of one architecture, e.g. runs "
+                                         "fine-tuned from the same base model."),
+    out: Path = typer.Option(..., "--out", "-o", help="Averaged weights file to write (+ its model card, .md)."),
+    weight: list[float] = typer.Option([], "--weight", help="One mixing weight per file, in order (default: "
+                                       "uniform)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    notes: str = typer.Option("", "--notes", help="A notes paragraph for the model card."),
+) -> None:
+    """Average the weights of fine-tuned matchers (a "model soup"); use it as `--matcher NAME:OUT`."""
+    from ..train.soup import average_weights, write_soup_card
+
+    average_weights(weights, out, weights=weight or None, overwrite=overwrite)
+    card = write_soup_card(out, notes=notes)
+    typer.echo(f"averaged {len(weights)} weights files into {out}; model card: {card}")

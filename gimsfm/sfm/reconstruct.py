@@ -17,7 +17,7 @@ from .. import logger
 from ..errors import InputError, OutputExistsError, ReconstructionError
 from ..matchers import get_matcher
 from ..utils.cameras import read_intrinsics
-from ..utils.config import read_yaml_mapping
+from ..utils.config import read_yaml_extends
 from ..utils.h5io import open_h5, read_matches, read_pairs
 from ..utils.io import list_images
 from ..utils.profiling import PeakMemory, timed
@@ -78,13 +78,13 @@ class ReconstructConfig:
 
 
 def load_preset(preset: str | Path) -> dict[str, Any]:
-    """A YAML preset by path, or by name from the repo's pipelines/ folder."""
+    """A YAML preset by path, or by name from the repo's pipelines/ folder (`extends:` resolved)."""
     path = Path(preset)
     if not path.is_file():
         path = REPO_PIPELINES / f"{preset}.yaml"
     if not path.is_file():
         raise InputError(f"preset not found: {preset}")
-    return read_yaml_mapping(path)
+    return read_yaml_extends(path)
 
 
 def _prepare_out(out: Path, image_dir: Path, config: ReconstructConfig, overwrite: bool) -> None:

@@ -32,6 +32,7 @@ import yaml
 from .. import logger
 from ..errors import InputError, OutputExistsError
 from ..models import build_model
+from ..utils.config import deep_merge as _merge
 from ..utils.config import read_yaml_mapping
 from ..utils.device import resolve_device, torchrun_world
 from . import labels as L
@@ -61,13 +62,6 @@ DEFAULTS: dict[str, Any] = {
     "val": {"n_kpts": 1024, "max_pairs": 100, "ransac_px": 3.0},
     "export": {"path": None},
 }
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """YAML presets: one reader, so every command reports a bad preset the same way."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -21,3 +22,22 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"preset {path} must be a mapping")
     return data
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any] | None) -> dict[str, Any]:
+    """`base` with `over` merged in, recursively for nested mappings (a copy; neither input changes)."""
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_yaml_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping in a YAML preset with `extends: OTHER.yaml` (relative to it) resolved: a variant of a
+    preset states only what it changes."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise InputError(f"preset {path}: circular extends")
+    raw = read_yaml_mapping(path)
+    parent = raw.pop("extends", None)
+    return deep_merge(read_yaml_extends(path.parent / parent, (*_seen, path)), raw) if parent else raw
