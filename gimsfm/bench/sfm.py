@@ -1,6 +1,7 @@
 """Reconstruction benchmark: register, align to GT cameras (similarity), camera and relative-pose errors."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -198,8 +199,6 @@ def bench_scene(scene: Path, matcher: str, out: Path, config_overrides: dict[str
 def compare_scenes(results: list[Path], a: str, b: str, metric: str = "auc@5") -> dict[str, Any]:
     """Per-scene `metric` of matcher A minus B, pooled over `bench sfm` output folders: the median over scenes
     (one bent model cannot swing it), the mean, and scenes won/lost. Folders must share one protocol."""
-    import json
-
     scores: dict[str, dict[str, float]] = {a: {}, b: {}}
     protocols = set()
     for folder in results:
@@ -214,6 +213,8 @@ def compare_scenes(results: list[Path], a: str, b: str, metric: str = "auc@5") -
             for scene, r in res["matchers"].get(m, {}).get("scenes", {}).items():
                 if scene in scores[m]:
                     raise InputError(f"scene {scene} appears twice for {m} (folders overlap)")
+                if metric not in r:
+                    raise InputError(f"no metric {metric!r} in {path} (e.g. auc@5, auc@10, auc@20, registration_rate)")
                 scores[m][scene] = float(r[metric])
     if len(protocols) > 1:
         raise InputError("the folders mix self-calibrated and --known-intrinsics runs")

@@ -40,8 +40,7 @@ def _ingredient(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
     return {"path": str(path), "sha256": _sha256(path), "name": preset.get("name"),
             "preset": preset.get("_source"), "overrides": preset.get("_overrides", []),
             "init_from": (preset.get("train") or {}).get("init_from"),
-            "iteration": info.get("iteration"), "elapsed_s": info.get("elapsed_s"),
-            "soup_of": [i["path"] for i in info.get("soup", [])] or None}
+            "iteration": info.get("iteration"), "elapsed_s": info.get("elapsed_s")}
 
 
 def average_weights(paths: Sequence[Path], out: Path, weights: Sequence[float] | None = None,

@@ -32,8 +32,7 @@ import yaml
 from .. import logger
 from ..errors import InputError, OutputExistsError
 from ..models import build_model
-from ..utils.config import deep_merge as _merge
-from ..utils.config import read_yaml_mapping
+from ..utils.config import deep_merge as _merge, read_yaml_extends
 from ..utils.device import resolve_device, torchrun_world
 from . import labels as L
 from .datasets import MixedPairs, build_source, collate, make_sample, resolve_path
@@ -64,20 +63,12 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A preset's mapping with `extends: OTHER.yaml` (relative to it) resolved and `source_overrides`
-    (`{name or glob: {key: value}}`, merged into the matching data sources) applied: variants of a
-    preset, e.g. the GIM ablations, state only what they change."""
+def _apply_source_overrides(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`source_overrides` (`{name or glob: {key: value}}`) merged into the matching data sources: variants of
+    a preset, e.g. the GIM ablations, state only what they change."""
     import fnmatch
 
-    path = Path(path).resolve()
-    if path in seen:
-        raise InputError(f"preset {path}: circular extends")
-    raw = read_yaml_mapping(path)
-    parent = raw.pop("extends", None)
     overrides = raw.pop("source_overrides", None) or {}
-    if parent:
-        raw = _merge(_read_raw(path.parent / parent, (*seen, path)), raw)
     if overrides:
         sources = raw.get("data", {}).get("sources")
         if not sources:
@@ -116,7 +107,7 @@ def apply_overrides(preset: dict[str, Any], overrides: list[str] | tuple[str, ..
 
 def load_preset(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     path = Path(path)
-    raw = _read_raw(path)
+    raw = read_yaml_extends(path, _apply_source_overrides)
     unknown = set(raw) - set(DEFAULTS)
     if unknown:
         raise InputError(f"preset {path}: unknown key(s) {', '.join(sorted(unknown))}")

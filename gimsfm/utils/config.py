@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -32,12 +32,16 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any] | None) -> dict[str, A
     return out
 
 
-def read_yaml_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def read_yaml_extends(path: Path, per_level: Callable[[dict[str, Any], Path], dict[str, Any]] | None = None,
+                      _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The mapping in a YAML preset with `extends: OTHER.yaml` (relative to it) resolved: a variant of a
-    preset states only what it changes."""
+    preset states only what it changes. `per_level(merged, path)`, if given, runs on each file's result
+    (its parents merged in), e.g. to apply keys that edit what the parents defined."""
     path = Path(path).resolve()
     if path in _seen:
         raise InputError(f"preset {path}: circular extends")
     raw = read_yaml_mapping(path)
     parent = raw.pop("extends", None)
-    return deep_merge(read_yaml_extends(path.parent / parent, (*_seen, path)), raw) if parent else raw
+    if parent:
+        raw = deep_merge(read_yaml_extends(path.parent / parent, per_level, (*_seen, path)), raw)
+    return per_level(raw, path) if per_level else raw
