@@ -178,6 +178,26 @@ def test_video_label_source(label_store, tmp_path):
         variant="direct", all_videos=True).pairs)
 
 
+def test_min_gap_trains_on_the_wider_pairs_only(label_store, tmp_path):
+    import h5py
+
+    conf = {"max_keypoints": 512}
+    full = VideoLabelSource("g-all", tmp_path / "c", 0, 0, conf, label_store, augment=False)
+    gaps = {}
+    for v, k in full.pairs:
+        with h5py.File(label_store / v / "labels.h5", "r") as f:
+            gaps[(v, k)] = int(f["pairs"][k].attrs["frame1"]) - int(f["pairs"][k].attrs["frame0"])
+    assert len(set(gaps.values())) >= 2  # direct +1/+2/+4 steps and propagated ones
+    th = sorted(set(gaps.values()))[1]
+    wide = VideoLabelSource("g-wide", tmp_path / "c", 0, 0, conf, label_store, augment=False, min_gap=th)
+    assert set(wide.pairs) == {p for p, g in gaps.items() if g >= th}
+    assert 0 < len(wide.pairs) < len(full.pairs)
+    # Validation is never filtered: runs with and without min_gap are scored on the same pairs.
+    val = VideoLabelSource("g-val", tmp_path / "c", 0, 0, conf, label_store, split="val", all_videos=True,
+                           min_gap=th)
+    assert sorted(val.pairs) == sorted(full.pairs)
+
+
 # ------------------------------------------------------------------------------------------- training
 def test_train_cli_video_smoke(label_store, tmp_path):
     from gimsfm.models import build_model

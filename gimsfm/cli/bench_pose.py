@@ -1,4 +1,4 @@
-"""`gimsfm bench zeb | homography | indomain | gate`: two-view benchmarks and the CI regression gate."""
+"""`gimsfm bench zeb | ceiling | homography | indomain | gate`: two-view benchmarks and the CI regression gate."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,6 +20,8 @@ MAX_SIDE_OPT = typer.Option(1600, "--max-side", help="cap on the long side of im
 MAX_KEYPOINTS_OPT = typer.Option(0, "--max-keypoints", help="keypoints per image for every sparse matcher "
                                  "(0 = each matcher's default)")
 NO_BASELINE_OPT = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison")
+MAX_PAIRS_OPT = typer.Option(0, "--max-pairs", help="evaluate at most this many pairs per data set (0 = all)")
+OVERWRITE_OPT = typer.Option(False, "--overwrite", help="recompute features and matches (drop the cache)")
 CACHE_OPT = typer.Option(None, "--cache", help="feature/match cache folder (default OUT/cache); share it between "
                          "runs that differ only in estimation settings")
 
@@ -48,10 +50,10 @@ def zeb_cmd(
     seed: int = SEED_OPT,
     max_side: int = MAX_SIDE_OPT,
     max_keypoints: int = MAX_KEYPOINTS_OPT,
-    max_pairs: int = typer.Option(0, "--max-pairs", help="evaluate at most this many pairs per data set (0 = all)"),
+    max_pairs: int = MAX_PAIRS_OPT,
     no_baseline: bool = NO_BASELINE_OPT,
     cache: Optional[Path] = CACHE_OPT,
-    overwrite: bool = typer.Option(False, "--overwrite", help="recompute features and matches (drop the cache)"),
+    overwrite: bool = OVERWRITE_OPT,
 ) -> None:
     """ZEB relative-pose protocol: AUC@5/10/20 of max(R, t) angular error, mean over data sets, mean rank."""
     from ..bench.suites import resolve_data
@@ -61,6 +63,40 @@ def zeb_cmd(
     cfg = PoseEvalConfig(threshold, _check_estimator(estimator), confidence, max_iters, seed, _max_side(max_side),
                          max_pairs or None, max_keypoints or None)
     run_zeb(paths, matcher, out, cfg, add_baseline=not no_baseline, overwrite=overwrite, cache=cache)
+
+
+@bench_app.command("ceiling")
+def ceiling_cmd(
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="ZEB-format folder with depth/<stem>.npy "
+                                              "(a `gimsfm synth pairs` output); repeatable"),
+    suite: Optional[str] = typer.Option(None, "--suite", help="named suite with depth GT: zeb-lite-synth"),
+    matcher: Optional[List[str]] = MATCHER_OPT,
+    out: Path = typer.Option(..., "--out", help="output folder (results.json, results.md, per_pair.json)"),
+    pos_th: float = typer.Option(3.0, "--pos-th", help="px: a match is correct within this distance of the GT "
+                                 "projection"),
+    threshold: float = typer.Option(0.5, "--threshold", help="RANSAC threshold in pixels (as bench zeb)"),
+    estimator: str = ESTIMATOR_OPT,
+    max_iters: int = typer.Option(1000, "--max-iters", help="RANSAC iterations (as bench zeb)"),
+    seed: int = SEED_OPT,
+    max_side: int = MAX_SIDE_OPT,
+    max_keypoints: int = MAX_KEYPOINTS_OPT,
+    max_pairs: int = MAX_PAIRS_OPT,
+    no_baseline: bool = NO_BASELINE_OPT,
+    cache: Optional[Path] = CACHE_OPT,
+    overwrite: bool = OVERWRITE_OPT,
+) -> None:
+    """Match precision and pose ceilings on depth-GT pose sets: how far each matcher is from what its
+    keypoints allow (every GT correspondence, or the GT ones that are descriptor nearest neighbours)."""
+    from ..bench.ceiling import run_ceiling
+    from ..bench.suites import resolve_data
+    from ..bench.zeb import PoseEvalConfig
+
+    if pos_th <= 0:
+        raise InputError(f"--pos-th must be positive, not {pos_th}")
+    paths = resolve_data(data, suite, "pose", default_suite=None)
+    cfg = PoseEvalConfig(threshold, _check_estimator(estimator), 0.99999, max_iters, seed, _max_side(max_side),
+                         max_pairs or None, max_keypoints or None)
+    run_ceiling(paths, matcher, out, cfg, pos_th, add_baseline=not no_baseline, overwrite=overwrite, cache=cache)
 
 
 @bench_app.command("homography")

@@ -352,7 +352,7 @@ def build_source(spec: dict[str, Any], split: str, cache_dir: Path, seed: int, s
                                augment=spec.get("augment", True), n_aug=int(spec.get("n_aug", 8)),
                                label_radius=float(spec.get("label_radius", 2.5)),
                                val_fraction=float(spec.get("val_fraction", 0.1)), max_videos=spec.get("max_videos"),
-                               variant=spec.get("variant"),
+                               variant=spec.get("variant"), min_gap=int(spec.get("min_gap", 0)),
                                all_videos=bool(spec.get(f"{split}_root")), cache=bool(spec.get("cache", True)))
         return src if len(src) else None
     raise InputError(f"unknown data source type '{kind}' (expected homography, depth or video_labels)")

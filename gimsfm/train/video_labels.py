@@ -33,7 +33,8 @@ Two modes, chosen per source by the size of the label store relative to the samp
 Validation records are never augmented (stable numbers) and always cached. `augment: false` gives one
 un-augmented record per pair (ablation "without strong augmentation"). `variant: direct | <method>` trains on
 an ablation label set stored beside the labels (`gimsfm.label.pipeline` doc); validation always scores the
-full labels, so ablations are compared on the same held-out pairs.
+full labels, so ablations are compared on the same held-out pairs. `min_gap: N` trains only on the pairs at
+least N frames apart (the wider baselines); validation again keeps every pair.
 """
 from __future__ import annotations
 
@@ -224,8 +225,11 @@ class VideoLabelSource(PairSource):
     def __init__(self, name: str, cache_dir: Path, n_pairs: int, seed: int, sift_conf: dict, root: str | Path,
                  split: str = "train", augment: dict | bool | None = True, n_aug: int = 8,
                  label_radius: float = 2.5, val_fraction: float = 0.1, max_videos: float | None = None,
-                 all_videos: bool = False, cache: bool = True, variant: str | None = None):
+                 all_videos: bool = False, cache: bool = True, variant: str | None = None, min_gap: int = 0):
         self.root = resolve_path(root)
+        # min_gap: train only on pairs at least this many frames apart (the wider-baseline, propagated ones);
+        # validation keeps every pair, so runs with and without it are scored alike.
+        self.min_gap = int(min_gap) if split == "train" else 0
         # h5 group of the labels: the full labels, or an ablation variant (training split only)
         self.group = f"variants/{variant}/pairs" if variant and split == "train" else "pairs"
         if not self.root.is_dir():
@@ -263,13 +267,17 @@ class VideoLabelSource(PairSource):
                 if self.group.startswith("variants/") and self.group.rsplit("/", 1)[0] not in f:
                     raise InputError(f"{self.root / v}: no label variant {self.group.split('/')[1]!r} "
                                      f"(has: {', '.join(f['variants']) if 'variants' in f else 'none'})")
-                pairs += [(v, k) for k in sorted(f[self.group].keys())] if self.group in f else []
+                if self.group not in f:
+                    continue
+                grp = f[self.group]
+                pairs += [(v, k) for k in sorted(grp.keys())
+                          if not self.min_gap or grp[k].attrs["frame1"] - grp[k].attrs["frame0"] >= self.min_gap]
         # Interleave videos (hash order of the pair key) so that n_train takes from every video.
         return sorted(pairs, key=lambda p: hashlib.md5(f"{keys.get(p[0], p[0])}/{p[1]}".encode()).hexdigest())
 
     def _cache_key(self) -> Any:
         key = (self.seed, str(self.root), tuple(self.pairs), sorted((self.augment or {}).items()), self.n_aug,
-               self.label_radius)
+               self.label_radius)  # min_gap changes self.pairs, hence the key
         return key if self.group == "pairs" else (*key, self.group)
 
     def get(self, idx: int) -> dict[str, np.ndarray]:
