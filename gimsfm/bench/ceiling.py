@@ -30,8 +30,7 @@ from tqdm import tqdm
 from .. import logger
 from ..errors import InputError
 from ..geometry import estimate_essential, pose_error
-from ..train.labels import UNKNOWN, VISIBLE, label_matches, project_depth
-from ..utils import h5io
+from ..train.labels import UNKNOWN, VISIBLE, label_matches, project_depth, project_depth_one_way
 from ..utils.profiling import PeakMemory
 from .common import build_matcher, cache_dir_for, resolve_matcher_names, unique_names
 from .datasets import PoseDataset, PosePair, load_pose_dataset, select_evenly
@@ -76,7 +75,7 @@ def match_correctness(kpts0: np.ndarray, kpts1: np.ndarray, gt0: tuple, gt1: tup
                       pos_th: float) -> tuple[np.ndarray, np.ndarray]:
     """(correct, known) per match: point 0 projected into image 1 within pos_th px of point 1; unknown where
     point 0 has no depth or either point lies on a moving object. gt0/gt1 = (depth, dynamic mask)."""
-    p01, vis01, _, _ = project_depth(kpts0, kpts1, gt0[0], gt1[0], p.K0, p.K1, p.T_0to1)
+    p01, vis01 = project_depth_one_way(kpts0, gt0[0], gt1[0], p.K0, p.K1, p.T_0to1)
     moving = _on_mask(gt0[1], kpts0) | _on_mask(gt1[1], kpts1)
     known = (vis01 != UNKNOWN) & ~moving
     correct = known & (vis01 == VISIBLE) & (np.linalg.norm(p01 - kpts1, axis=1) < pos_th)
@@ -132,7 +131,7 @@ def evaluate_set(ds: PoseDataset, dname: str, matchers: dict[str, Any], cache_ro
         cpm.prepare(names, desc=f"{dname} / {mname}")
         cpms[mname] = cpm
     # One keypoint ceiling per features file (matchers sharing a feature_key share it).
-    feature_sets = list(dict.fromkeys(c.features_path for c in cpms.values() if c.features_path is not None))
+    feature_sets = {c.features_path: c for c in cpms.values() if c.features_path is not None}
     acc: dict[str, dict[str, list]] = {m: {"err": [], "err_correct": [], "n": [], "correct": [], "known": []}
                                        for m in cpms}
     kacc: dict[Path, dict[str, list]] = {f: {"err_all": [], "err_nn": [], "gt": []} for f in feature_sets}
@@ -158,7 +157,8 @@ def evaluate_set(ds: PoseDataset, dname: str, matchers: dict[str, Any], cache_ro
                                     "correct": int(correct.sum()), "known": int(known.sum()), "err": err,
                                     "err_correct_only": err_c})
         for fpath in feature_sets:
-            f0, f1 = h5io.read_features(fpath, p.name0), h5io.read_features(fpath, p.name1)
+            owner = feature_sets[fpath]  # its LRU already holds this pair's features
+            f0, f1 = owner.features(p.name0), owner.features(p.name1)
             i0, i1, nn = gt_correspondences(f0, f1, g0, g1, p, pos_th)
             k0, k1 = f0["keypoints"], f1["keypoints"]
             kacc[fpath]["gt"].append(len(i0))

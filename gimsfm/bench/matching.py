@@ -125,7 +125,8 @@ class CachedPairMatcher:
             self.features_path.with_suffix(".timings.json").write_text(json.dumps(self.timings.extract))
 
     # --- sparse path
-    def _features(self, name: str) -> dict[str, np.ndarray]:
+    def features(self, name: str) -> dict[str, np.ndarray]:
+        """Cached features of one image (sparse matchers), through a small LRU."""
         if name in self._lru:
             self._lru.move_to_end(name)
             return self._lru[name]
@@ -155,7 +156,7 @@ class CachedPairMatcher:
         done = h5io.list_h5_names(self.matches_path)
         todo = [p for p in pairs if h5io.names_to_pair(*p) not in done and h5io.names_to_pair(*p[::-1]) not in done]
         for n0, n1 in tqdm(todo, desc=f"{desc}: match", leave=False, disable=None if todo else True):
-            f0, f1 = self._features(n0), self._features(n1)
+            f0, f1 = self.features(n0), self.features(n1)
             t0 = time.perf_counter()
             m0, s0 = self.matcher.match(f0, f1)
             self.timings.match[h5io.names_to_pair(n0, n1)] = time.perf_counter() - t0
@@ -196,8 +197,8 @@ class CachedPairMatcher:
         """Correspondences of one prepared pair, in original pixel coordinates."""
         if self.matcher.sparse:
             matches, scores = h5io.read_matches(self.matches_path, name0, name1)
-            k0 = self._features(name0)["keypoints"]
-            k1 = self._features(name1)["keypoints"]
+            k0 = self.features(name0)["keypoints"]
+            k1 = self.features(name1)["keypoints"]
             return PairMatches(k0[matches[:, 0]], k1[matches[:, 1]], scores)
         key = h5io.names_to_pair(name0, name1)
         with h5io.open_h5(self.matches_path) as f:

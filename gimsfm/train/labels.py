@@ -71,7 +71,8 @@ def sample_depth(depth: np.ndarray, pts: np.ndarray, max_rel_spread: float = 0.0
     return out.astype(np.float32)
 
 
-def _project_one_way(kpts, depth_src, depth_dst, K_src, K_dst, T_src_to_dst, rel_depth_th):
+def project_depth_one_way(kpts, depth_src, depth_dst, K_src, K_dst, T_src_to_dst, rel_depth_th: float = 0.05):
+    """Projections of `kpts` into the other image and their visibility codes (VISIBLE / HIDDEN / UNKNOWN)."""
     kpts = np.asarray(kpts, np.float64).reshape(-1, 2)
     z = sample_depth(depth_src, kpts).astype(np.float64)
     has_depth = z > 0
@@ -98,8 +99,8 @@ def project_depth(kpts0, kpts1, depth0, depth1, K0, K1, T_0to1, rel_depth_th: fl
     """Projections + visibility codes in both directions with depth maps, intrinsics and relative pose
     (X_cam1 = T_0to1 @ X_cam0)."""
     T = np.asarray(T_0to1, np.float64)
-    p01, vis01 = _project_one_way(kpts0, depth0, depth1, K0, K1, T, rel_depth_th)
-    p10, vis10 = _project_one_way(kpts1, depth1, depth0, K1, K0, np.linalg.inv(T), rel_depth_th)
+    p01, vis01 = project_depth_one_way(kpts0, depth0, depth1, K0, K1, T, rel_depth_th)
+    p10, vis10 = project_depth_one_way(kpts1, depth1, depth0, K1, K0, np.linalg.inv(T), rel_depth_th)
     return p01, vis01, p10, vis10
 
 
