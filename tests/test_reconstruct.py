@@ -72,6 +72,26 @@ def test_rerun_resumes_and_settings_are_protected(demo_run):
     assert proc.returncode == 3 and "--overwrite" in proc.stderr
 
 
+def test_mapping_is_reproducible_and_retries_unlucky_seeds(demo_run, tmp_path):
+    from gimsfm.sfm.mapping import run_mapping
+
+    def stats(models):
+        return models[0].num_reg_images(), models[0].num_points3D()
+
+    db = tmp_path / "database.db"
+    shutil.copy(demo_run / "database.db", db)
+    # One mapping thread: the same seed gives the same model (with COLMAP's threads it gave 10 or 2 images).
+    first, again = (stats(run_mapping(db, DEMO, tmp_path / f"same{i}", seed=7, attempts=1)) for i in range(2))
+    assert first == again and first[0] == 10
+    singles = [stats(run_mapping(db, DEMO, tmp_path / f"seed{s}", seed=s, attempts=1)) for s in (0, 1, 2)]
+    # A bar no model reaches: every attempt runs, and the best one is returned and left in models/.
+    best = run_mapping(db, DEMO, tmp_path / "retry", seed=0, attempts=3, retry_below=1.01)
+    assert stats(best) == max(singles)
+    on_disk = [pycolmap.Reconstruction(str(d)) for d in (tmp_path / "retry").iterdir()]
+    assert max((r.num_reg_images(), r.num_points3D()) for r in on_disk) == stats(best)
+    assert not (tmp_path / "retry.attempt").exists()
+
+
 def _odd_format_scene(root: Path) -> Path:
     """The demo photos stored as 16-bit PNG, RGBA, grayscale, EXIF-rotated, very large; plus junk files."""
     names = sorted(p.name for p in DEMO.iterdir())

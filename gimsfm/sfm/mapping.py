@@ -24,13 +24,19 @@ def configure_colmap_logging(log_dir: Path | None) -> None:
         pycolmap.logging.set_log_destination(pycolmap.logging.INFO, str(Path(log_dir) / "colmap.log."))
 
 
-def run_mapping(database_path: Path, image_dir: Path, models_dir: Path, mapper: str = "incremental",
-                seed: int = 0, min_model_size: int = 3, refine_intrinsics: bool = True
-                ) -> list[pycolmap.Reconstruction]:
-    """Map the verified database; returns the models sorted by registered images (largest first)."""
-    if mapper not in MAPPERS:
-        raise InputError(f"unknown mapper '{mapper}' ({', '.join(MAPPERS)})")
-    models_dir = Path(models_dir)
+def mappable_images(database_path: Path, min_inliers: int = 15) -> int:
+    """Images with at least one verified pair the mapper can use (COLMAP's default min_num_matches)."""
+    with pycolmap.Database.open(database_path) as db:
+        pair_ids, geometries = db.read_two_view_geometries()
+    images: set[int] = set()
+    for pair_id, geometry in zip(pair_ids, geometries):
+        if len(geometry.inlier_matches) >= min_inliers:
+            images.update(pycolmap.pair_id_to_image_pair(pair_id))
+    return len(images)
+
+
+def _map_once(database_path: Path, image_dir: Path, models_dir: Path, mapper: str, seed: int,
+              min_model_size: int, refine_intrinsics: bool, num_threads: int) -> list[pycolmap.Reconstruction]:
     if models_dir.exists():
         shutil.rmtree(models_dir)
     models_dir.mkdir(parents=True)
@@ -38,6 +44,7 @@ def run_mapping(database_path: Path, image_dir: Path, models_dir: Path, mapper: 
         options = pycolmap.IncrementalPipelineOptions()
         options.min_model_size = min_model_size
         options.random_seed = seed
+        options.num_threads = num_threads
         options.extract_colors = False  # colours are taken from our own image reader (EXIF, 16-bit)
         options.ba_refine_focal_length = refine_intrinsics
         options.ba_refine_extra_params = refine_intrinsics
@@ -46,14 +53,54 @@ def run_mapping(database_path: Path, image_dir: Path, models_dir: Path, mapper: 
         options = pycolmap.GlobalPipelineOptions()
         options.min_model_size = min_model_size
         options.random_seed = seed
+        options.num_threads = num_threads
         options.mapper.bundle_adjustment.refine_focal_length = refine_intrinsics
         options.mapper.bundle_adjustment.refine_extra_params = refine_intrinsics
         models = pycolmap.global_mapping(database_path, image_dir, models_dir, options)
-    ordered = sorted(models.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()), reverse=True)
-    ordered = [r for r in ordered if r.num_reg_images() >= 2 and r.num_points3D() > 0]
-    if not ordered:
+    ordered = sorted(models.values(), key=_rank, reverse=True)
+    return [r for r in ordered if r.num_reg_images() >= 2 and r.num_points3D() > 0]
+
+
+def run_mapping(database_path: Path, image_dir: Path, models_dir: Path, mapper: str = "incremental",
+                seed: int = 0, min_model_size: int = 3, refine_intrinsics: bool = True,
+                attempts: int = 3, retry_below: float = 0.8, num_threads: int = 1
+                ) -> list[pycolmap.Reconstruction]:
+    """Map the verified database; returns the models sorted by registered images (largest first).
+
+    COLMAP's initial pair and RANSAC draws hang on the seed, and an unlucky draw can leave a two-image
+    model on a scene that maps fully with another: when the largest model holds under `retry_below` of
+    the mappable images, mapping reruns with the next seeds (up to `attempts` in all) and keeps the best.
+    COLMAP's threads race (the same seed gave 10 or 2 registered images run to run), so one thread is
+    the default: the result is then a function of the database and the seed; -1 uses every core.
+    """
+    if mapper not in MAPPERS:
+        raise InputError(f"unknown mapper '{mapper}' ({', '.join(MAPPERS)})")
+    database_path, models_dir = Path(database_path), Path(models_dir)
+    target = retry_below * mappable_images(database_path)
+    scratch = models_dir.with_name(models_dir.name + ".attempt")
+    best: list[pycolmap.Reconstruction] = []
+    for attempt in range(max(1, attempts)):
+        models = _map_once(database_path, image_dir, scratch, mapper, seed + attempt, min_model_size,
+                           refine_intrinsics, num_threads)
+        if models and (not best or _rank(models[0]) > _rank(best[0])):
+            best = models
+            if models_dir.exists():
+                shutil.rmtree(models_dir)
+            scratch.rename(models_dir)  # models/ always holds the kept attempt's output
+        if best and best[0].num_reg_images() >= target or attempt + 1 == max(1, attempts):
+            break
+        logger.warning("mapping with seed %d registered %d of %d mappable images; retrying with seed %d",
+                       seed + attempt, models[0].num_reg_images() if models else 0,
+                       round(target / retry_below), seed + attempt + 1)
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    if not best:
         raise ReconstructionError("mapping found no model: too few reliable matches between the images")
-    return ordered
+    return best
+
+
+def _rank(rec: pycolmap.Reconstruction) -> tuple[int, int]:
+    return rec.num_reg_images(), rec.num_points3D()
 
 
 def colorize(rec: pycolmap.Reconstruction, image_dir: Path) -> None:

@@ -29,7 +29,7 @@ from .pairs import make_pairs
 RUN_FILE = "run.json"
 # Files and folders a run creates; --overwrite removes only these, never anything else in OUT.
 ARTEFACTS = ["features.h5", "matches.h5", "global.h5", "pairs.txt", "database.db", "sparse", "sparse.tmp",
-             "models", "points.ply", "preview.png", "summary.json", "gimsfm.log", RUN_FILE]
+             "models", "models.attempt", "points.ply", "preview.png", "summary.json", "gimsfm.log", RUN_FILE]
 REPO_PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 
 
@@ -50,6 +50,8 @@ class ReconstructConfig:
     min_inliers: int = 15
     ply_remove_outliers: bool = True
     seed: int = 0
+    mapping_attempts: int = 3  # reruns with seed+1, seed+2 when the model holds under 80 % of the mappable images
+    mapping_threads: int = 1  # reproducible; -1 (every core) is faster on big scenes but varies run to run
     intrinsics: str | None = None  # hloc-format file of known cameras (kept fixed when every image has one)
     matcher_conf: dict[str, Any] = field(default_factory=dict)
 
@@ -180,7 +182,9 @@ def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = N
                                           f"{best}); do the images show the same scene?")
             with timed(timings, "mapping"):
                 models = mapping.run_mapping(out / "database.db", image_dir, out / "models", config.mapper,
-                                             config.seed, refine_intrinsics=not all(n in known for n in good))
+                                             config.seed, refine_intrinsics=not all(n in known for n in good),
+                                             attempts=config.mapping_attempts,
+                                             num_threads=config.mapping_threads)
                 rec = models[0]
                 mapping.colorize(rec, image_dir)
                 mapping.write_model_atomic(rec, out / "sparse")
