@@ -108,6 +108,17 @@ def test_bench_sfm_known_intrinsics_keeps_the_gt_cameras(tmp_path):
     (cam,) = rec.cameras.values()
     np.testing.assert_allclose(cam.params, gt.cameras[1].params)  # fixed, not refined
     assert len((out / "obj" / "sift-nn.intrinsics.txt").read_text().splitlines()) == 20
+    # --seeds 3 on the same output: matches are reused, mapping runs with 3 seeds, medians are reported.
+    proc = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "sfm", "--data", str(scene), "--out", str(out),
+                           "--matcher", "sift-nn", "--no-baseline", "--known-intrinsics", "--seeds", "3"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())
+    r3 = res["matchers"]["sift-nn"]["scenes"]["obj"]
+    assert res["seeds"] == 3 and len(r3["seed_auc@5"]) == 3
+    assert r3["seed_auc@5"][0] == pytest.approx(r["auc@5"])  # the first seed is the run above
+    assert r3["auc@5"] == pytest.approx(float(np.median(r3["seed_auc@5"])))
+    assert r3["num_registered"] == 20 and min(r3["seed_auc@5"]) > 90
 
 
 def test_sfm_compare_pools_scenes_and_takes_the_median(tmp_path):
@@ -132,6 +143,11 @@ def test_sfm_compare_pools_scenes_and_takes_the_median(tmp_path):
     write(tmp_path / "ki", {"B": {"s6": 1.0}}, ki=True)
     with pytest.raises(InputError, match="mix"):
         compare_scenes([tmp_path / "r1", tmp_path / "ki"], "A", "B")
+    (tmp_path / "s3").mkdir()
+    (tmp_path / "s3" / "results.json").write_text(json.dumps({"matchers": {"B": {"scenes": {"s7": {"auc@5": 1.0}}}},
+                                                              "seeds": 3}))
+    with pytest.raises(InputError, match="mapping seeds"):
+        compare_scenes([tmp_path / "r1", tmp_path / "s3"], "A", "B")
     with pytest.raises(InputError, match="twice"):
         compare_scenes([tmp_path / "r1", tmp_path / "r1"], "A", "B")
     p = subprocess.run([sys.executable, "-m", "gimsfm", "bench", "sfm-compare", str(tmp_path / "r1"),

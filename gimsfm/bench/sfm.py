@@ -160,13 +160,20 @@ def write_gt_intrinsics(gt: pycolmap.Reconstruction, names: list[str], path: Pat
     return path
 
 
+SEED_METRICS = ("num_registered", "registration_rate", "median_rotation_error_deg", "median_position_error",
+                "max_rotation_error_deg", "auc@5", "auc@10", "auc@20")
+
+
 def bench_scene(scene: Path, matcher: str, out: Path, config_overrides: dict[str, Any],
-                overwrite: bool = False, known_intrinsics: bool = False) -> dict[str, Any]:
+                overwrite: bool = False, known_intrinsics: bool = False, seeds: int = 1) -> dict[str, Any]:
     """Reconstruct one scene with one matcher (resumable) and evaluate it.
 
     known_intrinsics: the GT cameras are given and kept fixed, so the score measures matching and not also
     self-calibration (which is ill-posed for e.g. a straight flight over flat ground: every matcher lands on
     a different focal length there).
+    seeds > 1: the same verified matches are mapped again with other seeds and each metric is the median
+    over the seeds (per-seed AUC@5 in `seed_auc@5`): on weakly constrained scenes one mapping seed decides
+    between a good and a bent model, which says nothing about the matcher.
     """
     from ..sfm.reconstruct import ReconstructConfig, reconstruct
 
@@ -186,7 +193,9 @@ def bench_scene(scene: Path, matcher: str, out: Path, config_overrides: dict[str
         except ReconstructionError as exc:  # a failed model scores 0; bad input or a stale OUT stops the run
             error = str(exc)
             logger.warning("%s / %s failed: %s", scene.name, matcher, error)
-    result = evaluate_model(rec, gt)
+        result = evaluate_model(rec, gt)
+        if seeds > 1 and (out / "database.db").exists():
+            result = _median_over_seeds(result, scene, out, config, gt, seeds, refine=not known_intrinsics)
     result.update(wall_s=time.perf_counter() - t0, peak_memory_mb=mem.peak)
     if rec is not None:
         result.update(num_points3D=rec.num_points3D(),
@@ -196,11 +205,39 @@ def bench_scene(scene: Path, matcher: str, out: Path, config_overrides: dict[str
     return result
 
 
+def _median_over_seeds(first: dict[str, Any], scene: Path, out: Path, config: Any, gt: pycolmap.Reconstruction,
+                       seeds: int, refine: bool) -> dict[str, Any]:
+    """Map OUT's database with `seeds - 1` more seeds (spaced past each run's retries) and take medians."""
+    import tempfile
+
+    from ..sfm.mapping import run_mapping
+
+    runs = [first]
+    step = max(1, config.mapping_attempts)
+    for k in range(1, seeds):
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                models = run_mapping(out / "database.db", resolve_dir(scene / "images"), Path(tmp) / "models",
+                                     config.mapper, config.seed + k * step, refine_intrinsics=refine,
+                                     attempts=config.mapping_attempts, num_threads=config.mapping_threads)
+                runs.append(evaluate_model(models[0], gt))
+            except ReconstructionError:
+                runs.append(evaluate_model(None, gt))
+    result = dict(first)
+    for key in SEED_METRICS:
+        values = np.array([r[key] for r in runs], float)
+        result[key] = float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
+    result["num_registered"] = int(round(result["num_registered"]))
+    result["seeds"] = seeds
+    result["seed_auc@5"] = [float(r["auc@5"]) for r in runs]
+    return result
+
+
 def compare_scenes(results: list[Path], a: str, b: str, metric: str = "auc@5") -> dict[str, Any]:
     """Per-scene `metric` of matcher A minus B, pooled over `bench sfm` output folders: the median over scenes
     (one bent model cannot swing it), the mean, and scenes won/lost. Folders must share one protocol."""
     scores: dict[str, dict[str, float]] = {a: {}, b: {}}
-    protocols = set()
+    protocols, seed_counts = set(), set()
     for folder in results:
         path = Path(folder) / "results.json"
         if not path.is_file():
@@ -209,6 +246,7 @@ def compare_scenes(results: list[Path], a: str, b: str, metric: str = "auc@5") -
         if "matchers" not in res:
             raise InputError(f"not a bench sfm results.json: {path}")
         protocols.add(bool(res.get("known_intrinsics", False)))
+        seed_counts.add(int(res.get("seeds", 1)))
         for m in (a, b):
             for scene, r in res["matchers"].get(m, {}).get("scenes", {}).items():
                 if scene in scores[m]:
@@ -218,11 +256,14 @@ def compare_scenes(results: list[Path], a: str, b: str, metric: str = "auc@5") -
                 scores[m][scene] = float(r[metric])
     if len(protocols) > 1:
         raise InputError("the folders mix self-calibrated and --known-intrinsics runs")
+    if len(seed_counts) > 1:
+        raise InputError(f"the folders mix runs over different numbers of mapping seeds ({sorted(seed_counts)})")
     common = sorted(set(scores[a]) & set(scores[b]))
     if not common:
         raise InputError(f"no scene has results for both {a} and {b}")
     diff = np.array([scores[a][s] - scores[b][s] for s in common])
-    return {"a": a, "b": b, "metric": metric, "known_intrinsics": protocols.pop(), "scenes": common,
+    return {"a": a, "b": b, "metric": metric, "known_intrinsics": protocols.pop(), "seeds": seed_counts.pop(),
+            "scenes": common,
             "a_scores": [scores[a][s] for s in common], "b_scores": [scores[b][s] for s in common],
             "median_diff": float(np.median(diff)), "mean_diff": float(diff.mean()),
             "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()),

@@ -22,6 +22,8 @@ def bench_sfm(
     known_intrinsics: bool = typer.Option(False, "--known-intrinsics",
                                           help="Give the GT cameras and keep them fixed: scores the matching "
                                                "without self-calibration."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Map each scene's matches with this many seeds and "
+                              "report medians (the per-seed AUC@5 goes to results.json)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute instead of resuming."),
 ) -> None:
     """Registration rate, aligned camera errors and relative-pose AUC@5/10/20 per scene and matcher."""
@@ -35,19 +37,20 @@ def bench_sfm(
     overrides = {"mapper": mapper}
     if max_keypoints:
         overrides["max_keypoints"] = max_keypoints
-    results: dict = {"matchers": {}, "known_intrinsics": known_intrinsics}
+    results: dict = {"matchers": {}, "known_intrinsics": known_intrinsics, "seeds": seeds}
     rows = []
     for m in matchers:
         per_scene = {}
         for scene in scenes:
             r = bench_scene(scene, m, out / scene.name / matcher_dirname(m), overrides, overwrite,
-                            known_intrinsics)
+                            known_intrinsics, seeds)
             per_scene[scene.name] = r
             rows.append([m, scene.name, f"{r['num_registered']}/{r['num_gt_images']}",
                          r["median_rotation_error_deg"], r["median_position_error"], r["auc@5"], r["auc@10"],
                          r["auc@20"], r["wall_s"], r["peak_memory_mb"]])
         results["matchers"][m] = {"scenes": per_scene}
-    write_report(out, results, "SfM benchmark" + (" (known intrinsics)" if known_intrinsics else ""),
+    title = "SfM benchmark" + (" (known intrinsics)" if known_intrinsics else "")
+    write_report(out, results, title + (f", median over {seeds} mapping seeds" if seeds > 1 else ""),
                  ["matcher", "scene", "registered", "med. rot err (deg)", "med. pos err", "AUC@5", "AUC@10",
                   "AUC@20", "time (s)", "peak mem (MB)"], rows)
 

@@ -110,5 +110,15 @@ def verify(database_path: Path, pairs_path: Path, max_error: float = 4.0, min_in
     options.ransac.random_seed = 0
     options.min_num_inliers = min_inliers
     pycolmap.verify_matches(database_path, pairs_path, options)
+    return len(verified_pairs(database_path, min_inliers))
+
+
+def verified_pairs(database_path: Path, min_inliers: int = 15) -> list[tuple[int, int]]:
+    """Image-id pairs whose verified geometry kept at least `min_inliers` matches.
+
+    Not `num_verified_image_pairs()`: that counts every pair verification looked at, failed ones too.
+    """
     with pycolmap.Database.open(database_path) as db:
-        return db.num_verified_image_pairs()
+        pair_ids, geometries = db.read_two_view_geometries()
+    return [tuple(pycolmap.pair_id_to_image_pair(pid)) for pid, g in zip(pair_ids, geometries)
+            if len(g.inlier_matches) >= min_inliers]

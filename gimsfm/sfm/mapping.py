@@ -11,6 +11,7 @@ from ..utils.progress import tqdm
 from .. import logger
 from ..errors import InputError, ReconstructionError
 from ..utils.io import read_image
+from .database import verified_pairs
 
 MAPPERS = ("incremental", "global")
 
@@ -26,13 +27,7 @@ def configure_colmap_logging(log_dir: Path | None) -> None:
 
 def mappable_images(database_path: Path, min_inliers: int = 15) -> int:
     """Images with at least one verified pair the mapper can use (COLMAP's default min_num_matches)."""
-    with pycolmap.Database.open(database_path) as db:
-        pair_ids, geometries = db.read_two_view_geometries()
-    images: set[int] = set()
-    for pair_id, geometry in zip(pair_ids, geometries):
-        if len(geometry.inlier_matches) >= min_inliers:
-            images.update(pycolmap.pair_id_to_image_pair(pair_id))
-    return len(images)
+    return len({image_id for pair in verified_pairs(database_path, min_inliers) for image_id in pair})
 
 
 def _map_once(database_path: Path, image_dir: Path, models_dir: Path, mapper: str, seed: int,
