@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pycolmap
@@ -15,6 +15,9 @@ from ..geometry.evaluation import angle_error_mat, angle_error_vec
 from ..utils.io import resolve_dir
 from ..utils.profiling import PeakMemory
 from .metrics import POSE_THRESHOLDS, auc_percent
+
+if TYPE_CHECKING:
+    from ..sfm.reconstruct import ReconstructConfig
 
 
 def find_scenes(paths: list[Path]) -> list[Path]:
@@ -205,8 +208,8 @@ def bench_scene(scene: Path, matcher: str, out: Path, config_overrides: dict[str
     return result
 
 
-def _median_over_seeds(first: dict[str, Any], scene: Path, out: Path, config: Any, gt: pycolmap.Reconstruction,
-                       seeds: int, refine: bool) -> dict[str, Any]:
+def _median_over_seeds(first: dict[str, Any], scene: Path, out: Path, config: ReconstructConfig,
+                       gt: pycolmap.Reconstruction, seeds: int, refine: bool) -> dict[str, Any]:
     """Map OUT's database with `seeds - 1` more seeds (spaced past each run's retries) and take medians."""
     import tempfile
 
