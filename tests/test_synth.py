@@ -116,7 +116,8 @@ def test_reprojection_agrees_with_rendered_pixels():
 
 def test_sift_matches_satisfy_gt_epipolar_geometry():
     f0, f1, K0, K1, T01 = _two_views()
-    sift = cv2.SIFT_create(2000)
+    # A lower contrast threshold: without the data folder the world uses low-contrast procedural textures.
+    sift = cv2.SIFT_create(4000, contrastThreshold=0.02)
     g0, g1 = (cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY) for f in (f0, f1))
     k0, d0 = sift.detectAndCompute(g0, None)
     k1, d1 = sift.detectAndCompute(g1, None)

@@ -153,7 +153,7 @@ def test_loss_decreases_on_a_tiny_set(tmp_path):
     # overfit one batch, on whatever device `auto` picked (the GPU where there is one)
     batch = {k: v.to(tr.device) for k, v in tr.train_data.batch(0, 2).items()}
     losses = []
-    for _ in range(12):
+    for _ in range(25):
         out = tr.model(batch)
         loss, _ = tr.model.loss(batch, out)
         tr.opt.zero_grad()

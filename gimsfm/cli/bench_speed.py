@@ -17,13 +17,16 @@ def _speed_pair(image0: Optional[Path], image1: Optional[Path]) -> tuple[np.ndar
 
     if image0 is not None and image1 is not None:
         return read_image(image0), read_image(image1), f"{image0.name} / {image1.name}"
-    from ..train.datasets import data_root, make_homography_pair, _rng
+    from ..train.datasets import data_root, make_homography_pair, package_texture_photos, _rng
 
     photo = data_root() / "textures" / "magsac_unihouseA.jpg"
-    grey = read_image(photo, grayscale=True)
+    if photo.is_file():
+        grey, name = read_image(photo, grayscale=True), f"textures/{photo.name}"
+    else:  # a clone without the data: a bundled scikit-image photo
+        grey, name = package_texture_photos()["skimage_astronaut"], "scikit-image's astronaut photo"
     i0, i1, _ = make_homography_pair(grey, _rng(0, "speed"), {"canvas": (1024, 768), "max_rotation": 20,
                                                               "p_full_rotation": 0.0})
-    return i0, i1, f"homography pair of textures/{photo.name} at 1024x768"
+    return i0, i1, f"homography pair of {name} at 1024x768"
 
 
 @bench_app.command("speed")

@@ -203,22 +203,50 @@ class PairSource:
         raise NotImplementedError
 
 
+# `texture_dir: auto` without the data folder: scikit-image's bundled photos (BSD), one held out for validation.
+PACKAGE_TEXTURES = ("astronaut", "chelsea", "coffee", "camera", "brick", "grass", "gravel", "rocket")
+PACKAGE_VAL_TEXTURES = ("skimage_rocket",)
+
+
+def package_texture_photos() -> dict[str, np.ndarray]:
+    """scikit-image's bundled photos as grayscale uint8, named `skimage_<name>`."""
+    import skimage.data as skd
+
+    photos = {}
+    for n in PACKAGE_TEXTURES:
+        img = np.asarray(getattr(skd, n)())
+        photos[f"skimage_{n}"] = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img.astype(np.uint8)
+    return photos
+
+
 class HomographySource(PairSource):
+    """Random homography pairs of texture photos.
+
+    texture_dir: a folder of photos, or `auto`: the data root's `textures/` when present, else scikit-image's
+    bundled photos (enough for smoke runs and tests in a clone without the data, far too few for a model).
+    """
     kind = "homography"
 
     def __init__(self, name, cache_dir, n_pairs, seed, sift_conf, split: str = "train",
                  texture_dir: str | Path = "{data}/textures", val_textures=VAL_TEXTURES, warp: dict | None = None):
-        self.texture_dir = resolve_path(texture_dir)
-        if not self.texture_dir.is_dir():
-            raise InputError(f"texture folder not found: {self.texture_dir}")
-        names = [q.name for q in self.texture_dir.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS]
+        self._photo_cache: dict[str, np.ndarray] = {}
+        if str(texture_dir) == "auto" and not (data_root() / "textures").is_dir():
+            logger.warning("no texture folder at %s: homography pairs from scikit-image's %d bundled photos",
+                           data_root() / "textures", len(PACKAGE_TEXTURES))
+            self.texture_dir = None
+            self._photo_cache = package_texture_photos()
+            names, val_textures = list(self._photo_cache), PACKAGE_VAL_TEXTURES
+        else:
+            self.texture_dir = resolve_path("{data}/textures" if str(texture_dir) == "auto" else texture_dir)
+            if not self.texture_dir.is_dir():
+                raise InputError(f"texture folder not found: {self.texture_dir}")
+            names = [q.name for q in self.texture_dir.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS]
         val = set(val_textures)
         self.photos = sorted(n for n in names if (n in val) == (split == "val"))
         if not self.photos:
-            raise InputError(f"no {split} texture photos in {self.texture_dir}")
+            raise InputError(f"no {split} texture photos in {self.texture_dir or 'the package photos'}")
         self.split = split
         self.warp = dict(warp or {})
-        self._photo_cache: dict[str, np.ndarray] = {}
         super().__init__(name, cache_dir, n_pairs, seed, sift_conf)
 
     def _cache_key(self) -> Any:
