@@ -217,10 +217,11 @@ def _median_over_seeds(first: dict[str, Any], scene: Path, out: Path, config: Re
 
     runs = [first]
     step = max(1, config.mapping_attempts)
+    images = resolve_dir(scene / "images")
     for k in range(1, seeds):
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                models = run_mapping(out / "database.db", resolve_dir(scene / "images"), Path(tmp) / "models",
+                models = run_mapping(out / "database.db", images, Path(tmp) / "models",
                                      config.mapper, config.seed + k * step, refine_intrinsics=refine,
                                      attempts=config.mapping_attempts, num_threads=config.mapping_threads)
                 runs.append(evaluate_model(models[0], gt))

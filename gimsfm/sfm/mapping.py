@@ -71,10 +71,11 @@ def run_mapping(database_path: Path, image_dir: Path, models_dir: Path, mapper: 
     if mapper not in MAPPERS:
         raise InputError(f"unknown mapper '{mapper}' ({', '.join(MAPPERS)})")
     database_path, models_dir = Path(database_path), Path(models_dir)
-    target = retry_below * mappable_images(database_path)
+    mappable = mappable_images(database_path)
+    attempts = max(1, attempts)
     scratch = models_dir.with_name(models_dir.name + ".attempt")
     best: list[pycolmap.Reconstruction] = []
-    for attempt in range(max(1, attempts)):
+    for attempt in range(attempts):
         models = _map_once(database_path, image_dir, scratch, mapper, seed + attempt, min_model_size,
                            refine_intrinsics, num_threads)
         if models and (not best or _rank(models[0]) > _rank(best[0])):
@@ -82,11 +83,10 @@ def run_mapping(database_path: Path, image_dir: Path, models_dir: Path, mapper: 
             if models_dir.exists():
                 shutil.rmtree(models_dir)
             scratch.rename(models_dir)  # models/ always holds the kept attempt's output
-        if best and best[0].num_reg_images() >= target or attempt + 1 == max(1, attempts):
+        if (best and best[0].num_reg_images() >= retry_below * mappable) or attempt + 1 == attempts:
             break
         logger.warning("mapping with seed %d registered %d of %d mappable images; retrying with seed %d",
-                       seed + attempt, models[0].num_reg_images() if models else 0,
-                       round(target / retry_below), seed + attempt + 1)
+                       seed + attempt, models[0].num_reg_images() if models else 0, mappable, seed + attempt + 1)
     if scratch.exists():
         shutil.rmtree(scratch)
     if not best:

@@ -12,7 +12,6 @@ Worlds refer to layers by index through ``TextureCatalog.pick(category, rng)``.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,17 +20,10 @@ import cv2
 import numpy as np
 
 from .. import logger
+from ..bench.suites import data_root
 
 TEX_SIZE = 512
 FORBIDDEN_SUBDIRS = ("pose", "homography", "sfm")
-
-
-def data_root() -> Path:
-    """``$GIMSFM_DATA`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("GIMSFM_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def textures_dir() -> Path | None:
@@ -266,7 +258,7 @@ def _photo_category(name: str) -> str:
     return "photo"
 
 
-def _package_images() -> list[tuple[str, np.ndarray]]:
+def package_images() -> list[tuple[str, np.ndarray]]:
     out = []
     try:
         import skimage.data as skd
@@ -299,7 +291,7 @@ def get_catalog(tex_dir: str | None = "auto") -> TextureCatalog:
         logger.info("synth: no texture folder found, using package images and procedural textures")
     for name, img in photos:
         cat.add(name, _photo_category(name), _square(img))
-    for name, img in _package_images():
+    for name, img in package_images():
         category = {"skimage_brick": "brick", "skimage_grass": "grass", "skimage_gravel": "gravel"}.get(name, "photo")
         if photos and category == "photo":
             continue  # only fall back on generic package photos without the texture folder

@@ -29,6 +29,7 @@ import torch
 from .. import logger
 from ..errors import InputError
 from ..features.sift import SiftExtractor
+from ..bench.suites import data_root
 from ..utils.io import IMAGE_EXTENSIONS, read_image
 from . import labels as L
 
@@ -42,13 +43,6 @@ VAL_TEXTURES = (
     "phototourism_piazza_san_marco_43351518_2659980686.jpg",
     "phototourism_st_pauls_cathedral_37347628_10902811376.jpg",
 )
-
-
-def data_root() -> Path:
-    env = os.environ.get("GIMSFM_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def resolve_path(p: str | Path, base: Path | None = None) -> Path:
@@ -209,14 +203,12 @@ PACKAGE_VAL_TEXTURES = ("skimage_rocket",)
 
 
 def package_texture_photos() -> dict[str, np.ndarray]:
-    """scikit-image's bundled photos as grayscale uint8, named `skimage_<name>`."""
-    import skimage.data as skd
+    """The PACKAGE_TEXTURES among synth's package images, as grayscale uint8, named `skimage_<name>`."""
+    from ..synth.textures import package_images
 
-    photos = {}
-    for n in PACKAGE_TEXTURES:
-        img = np.asarray(getattr(skd, n)())
-        photos[f"skimage_{n}"] = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img.astype(np.uint8)
-    return photos
+    wanted = {f"skimage_{n}" for n in PACKAGE_TEXTURES}
+    return {name: cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img.astype(np.uint8)
+            for name, img in package_images() if name in wanted}
 
 
 class HomographySource(PairSource):
