@@ -248,7 +248,7 @@ def write_ceiling_report(out: Path, results: dict[str, Any], per_pair: dict[str,
     cfg = results["config"]
     note = (f"Matches are correct within {cfg['pos_th']} px of the depth + GT-pose projection. Estimator "
             f"{cfg['estimator']}, {cfg['thresh_px']} px, {cfg['max_iters']} iterations, seed {cfg['seed']} (as "
-            f"`bench zeb`); keypoints per image: {cfg['max_keypoints'] or 'each matcher default'}. 'correct only': "
+            f"`bench zeb`); keypoints per image: {(str(cfg['max_keypoints']) + ' for every sparse matcher') if cfg['max_keypoints'] else 'each matcher default'}. 'correct only': "
             "the matcher's correct matches alone (a perfect outlier filter); 'all GT': every GT correspondence "
             "of its keypoints (the ceiling of any matcher on them); 'GT ∩ NN': the GT correspondences that are "
             "descriptor nearest neighbours. "

@@ -158,7 +158,7 @@ def _write(out: Path, results: dict[str, Any], errors: dict[str, dict[str, list[
     cfg = results["config"]
     note = (f"Estimator {cfg['estimator']}, threshold {cfg['thresh_px']} px, confidence {cfg['confidence']}, seed "
             f"{cfg['seed']}; images capped at long side {cfg['max_side']}; keypoints per image: "
-            f"{cfg.get('max_keypoints') or 'each matcher default'}; corner error = mean distance of the 4 "
+            f"{(str(cfg['max_keypoints']) + ' for every sparse matcher') if cfg.get('max_keypoints') else 'each matcher default'}; corner error = mean distance of the 4 "
             "image-1 corners; failures count as infinite error (excluded from 'mean err'); 'mean' = mean over "
             "sequences, 'pooled' = over all pairs; AUC in percent; mean rank by AUC@5. "
             f"Wall {results['wall_sec']:.1f} s, peak memory {results['peak_mb']:.0f} MB.\n")

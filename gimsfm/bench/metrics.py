@@ -5,44 +5,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-POSE_THRESHOLDS = (5, 10, 20)  # degrees
-HOMOGRAPHY_THRESHOLDS = (3, 5, 10)  # pixels
-
-
-def error_auc(errors: Iterable[float], thresholds: Sequence[float]) -> dict[str, float]:
-    """Area under the recall-vs-error curve up to each threshold, normalised to [0, 1].
-
-    Exactly ZEB's / LoFTR's `error_auc`: errors sorted with 0 prepended, recall = linspace(0, 1), the curve
-    cut at the threshold (recall held flat up to it) and integrated with the trapezoid rule. NaN errors
-    count as failures (inf). An empty error list gives 0.
-    """
-    errs = np.asarray(list(errors), np.float64)
-    errs = np.where(np.isnan(errs), np.inf, errs)
-    out: dict[str, float] = {}
-    if errs.size == 0:
-        return {f"auc@{_fmt_thr(t)}": 0.0 for t in thresholds}
-    e = np.r_[0.0, np.sort(errs)]
-    recall = np.linspace(0, 1, len(e))
-    for thr in thresholds:
-        last = int(np.searchsorted(e, thr))  # e[:last] < thr
-        y = np.r_[recall[:last], recall[last - 1]]
-        x = np.r_[e[:last], thr]
-        out[f"auc@{_fmt_thr(thr)}"] = float(np.trapezoid(y, x) / thr)
-    return out
-
-
-def _fmt_thr(t: float) -> str:
-    return str(int(t)) if float(t).is_integer() else str(t)
-
-
-def pose_errors_max(err_t: Sequence[float], err_R: Sequence[float]) -> np.ndarray:
-    """ZEB's per-pair error: max of the translation-direction and rotation errors (degrees)."""
-    return np.maximum(np.asarray(err_t, np.float64), np.asarray(err_R, np.float64))
-
-
-def auc_percent(errors: Iterable[float], thresholds: Sequence[float]) -> dict[str, float]:
-    """`error_auc` in percent (the unit of every results.json)."""
-    return {k: 100.0 * v for k, v in error_auc(errors, thresholds).items()}
+# The AUC functions live with the other metrics in gimsfm.geometry (training validation uses them too).
+from ..geometry.evaluation import (HOMOGRAPHY_THRESHOLDS, POSE_THRESHOLDS, _fmt_thr, auc_percent,  # noqa: F401
+                                   error_auc, pose_errors_max)
 
 
 def mean_ranks(scores: dict[str, dict[str, float]]) -> dict[str, float]:

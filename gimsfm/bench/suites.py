@@ -1,23 +1,13 @@
 """Named benchmark suites, so users type `--suite zeb-lite` instead of paths, and the data root."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..errors import InputError
+from ..utils.data import data_root  # noqa: F401  (public here too: the data root of the suites)
 
 POSE_SUITES = ("zeb-lite-real", "zeb-lite-synth", "zeb-lite")
 HOMOGRAPHY_SUITES = ("homography-lite",)
-
-
-def data_root() -> Path:
-    """Developer data: $GIMSFM_DATA, else `<repo>/../shared/data`."""
-    env = os.environ.get("GIMSFM_DATA")
-    if env:
-        return Path(env).expanduser()
-    import gimsfm
-
-    return Path(gimsfm.__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _subfolders(path: Path, what: str) -> list[Path]:

@@ -155,7 +155,7 @@ def write_pose_report(out: Path, results: dict[str, Any], errors: dict[str, dict
     note = (f"Estimator {cfg['estimator']}, threshold {cfg['thresh_px']} px (divided by the mean focal length), "
             f"confidence {cfg['confidence']}, max {cfg['max_iters']} iterations, seed {cfg['seed']}; images capped "
             f"at long side {cfg['max_side']}; keypoints per image: "
-            f"{cfg.get('max_keypoints') or 'each matcher default'}; failures count 180 deg; AUC in percent; "
+            f"{(str(cfg['max_keypoints']) + ' for every sparse matcher') if cfg.get('max_keypoints') else 'each matcher default'}; failures count 180 deg; AUC in percent; "
             "mean rank by AUC@5. "
             f"Wall {results['wall_sec']:.1f} s, peak memory {results['peak_mb']:.0f} MB.\n")
     base = BASELINE_MATCHER if BASELINE_MATCHER in errors else None

@@ -17,8 +17,9 @@ MATCHER_OPT = typer.Option(None, "--matcher", help=MATCHER_HELP)
 ESTIMATOR_OPT = typer.Option("opencv-ransac", "--estimator", help=f"one of {', '.join(ESTIMATORS)}")
 SEED_OPT = typer.Option(0, "--seed")
 MAX_SIDE_OPT = typer.Option(1600, "--max-side", help="cap on the long side of images given to the matcher; 0 = none")
-MAX_KEYPOINTS_OPT = typer.Option(0, "--max-keypoints", help="keypoints per image for every sparse matcher "
-                                 "(0 = each matcher's default)")
+# One keypoint budget for every sparse matcher, sift-nn included, so a comparison is fair by default.
+MAX_KEYPOINTS_OPT = typer.Option(2048, "--max-keypoints", help="keypoints per image for every sparse matcher, "
+                                 "sift-nn included (0 = each matcher's own default)")
 NO_BASELINE_OPT = typer.Option(False, "--no-baseline", help="do not add sift-nn for comparison")
 MAX_PAIRS_OPT = typer.Option(0, "--max-pairs", help="evaluate at most this many pairs per data set (0 = all)")
 OVERWRITE_OPT = typer.Option(False, "--overwrite", help="recompute features and matches (drop the cache)")
@@ -126,6 +127,25 @@ def homography_cmd(
     cfg = HomographyEvalConfig(threshold, _check_estimator(estimator), confidence, max_iters, seed,
                                _max_side(max_side), max_pairs or None, max_keypoints or None)
     run_homography(paths, matcher, out, cfg, add_baseline=not no_baseline, overwrite=overwrite, cache=cache)
+
+
+@bench_app.command("patches")
+def patches_cmd(
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="HPatches-layout sequence folder; repeatable"),
+    suite: Optional[str] = typer.Option(None, "--suite", help="named suite: homography-lite (the default)"),
+    matcher: Optional[List[str]] = MATCHER_OPT,
+    out: Path = typer.Option(..., "--out", help="output folder"),
+    max_keypoints: int = MAX_KEYPOINTS_OPT,
+    pos_px: float = typer.Option(3.0, "--pos-px", help="GT: keypoints mutual nearest within this after H"),
+    device: str = typer.Option("auto", "--device"),
+    no_baseline: bool = NO_BASELINE_OPT,
+) -> None:
+    """Descriptors alone at the same DoG keypoints: HPatches-style matching mAP, MMA@3px, recall, ms/image."""
+    from ..bench.patches import run_patch_benchmark
+    from ..bench.suites import resolve_data
+
+    paths = resolve_data(data, suite, "homography", default_suite="homography-lite")
+    run_patch_benchmark(paths, matcher, out, max_keypoints or 2048, pos_px, device, add_baseline=not no_baseline)
 
 
 @bench_app.command("indomain")

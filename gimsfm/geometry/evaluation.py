@@ -1,7 +1,13 @@
-"""Errors of two-view estimates against ground truth (degrees for poses, pixels for homographies)."""
+"""Errors of two-view estimates against ground truth (degrees for poses, pixels for homographies) and the
+AUC of their recall curves: the one home of these metrics, used by benchmarks and training validation alike."""
 from __future__ import annotations
 
+from typing import Iterable, Sequence
+
 import numpy as np
+
+POSE_THRESHOLDS = (5, 10, 20)  # degrees
+HOMOGRAPHY_THRESHOLDS = (3, 5, 10)  # pixels
 
 
 def rotation_angle(R: np.ndarray) -> float:
@@ -61,3 +67,39 @@ def homography_corner_error(H_est: np.ndarray | None, H_gt: np.ndarray, width: i
         p_gt = p_gt[:, :2] / p_gt[:, 2:]
         err = float(np.linalg.norm(p_est - p_gt, axis=1).mean())
     return err if np.isfinite(err) else float("inf")
+
+
+def error_auc(errors: Iterable[float], thresholds: Sequence[float]) -> dict[str, float]:
+    """Area under the recall-vs-error curve up to each threshold, normalised to [0, 1].
+
+    Exactly ZEB's / LoFTR's `error_auc`: errors sorted with 0 prepended, recall = linspace(0, 1), the curve
+    cut at the threshold (recall held flat up to it) and integrated with the trapezoid rule. NaN errors
+    count as failures (inf). An empty error list gives 0.
+    """
+    errs = np.asarray(list(errors), np.float64)
+    errs = np.where(np.isnan(errs), np.inf, errs)
+    out: dict[str, float] = {}
+    if errs.size == 0:
+        return {f"auc@{_fmt_thr(t)}": 0.0 for t in thresholds}
+    e = np.r_[0.0, np.sort(errs)]
+    recall = np.linspace(0, 1, len(e))
+    for thr in thresholds:
+        last = int(np.searchsorted(e, thr))  # e[:last] < thr
+        y = np.r_[recall[:last], recall[last - 1]]
+        x = np.r_[e[:last], thr]
+        out[f"auc@{_fmt_thr(thr)}"] = float(np.trapezoid(y, x) / thr)
+    return out
+
+
+def _fmt_thr(t: float) -> str:
+    return str(int(t)) if float(t).is_integer() else str(t)
+
+
+def pose_errors_max(err_t: Sequence[float], err_R: Sequence[float]) -> np.ndarray:
+    """ZEB's per-pair error: max of the translation-direction and rotation errors (degrees)."""
+    return np.maximum(np.asarray(err_t, np.float64), np.asarray(err_R, np.float64))
+
+
+def auc_percent(errors: Iterable[float], thresholds: Sequence[float]) -> dict[str, float]:
+    """`error_auc` in percent (the unit of every results.json)."""
+    return {k: 100.0 * v for k, v in error_auc(errors, thresholds).items()}

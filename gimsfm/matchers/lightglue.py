@@ -52,7 +52,7 @@ class SiftLightGlue(SiftMatcher):
 
     def __init__(self, conf: dict[str, Any] | None = None, device: str = "auto"):
         super().__init__(conf, device)
-        from ..train.trainer import load_exported
+        from ..models.weights import load_exported
 
         path = Path(self.conf["weights"])
         if not path.is_file():
@@ -62,7 +62,8 @@ class SiftLightGlue(SiftMatcher):
         blob = path.read_bytes()
         self.conf["weights_sha1"] = hashlib.sha1(blob).hexdigest()[:12]
         self.torch_device = resolve_device(device)
-        self.model, self.info = load_exported(blob, str(self.torch_device))
+        self.model, self.info = load_exported(blob, str(self.torch_device), expect="lightglue",
+                                              label=f"weights {path}")
         self.model.set_inference(self.conf["depth_confidence"], self.conf["width_confidence"],
                                  self.conf["filter_threshold"])
 

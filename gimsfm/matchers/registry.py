@@ -152,6 +152,6 @@ def _load_builtin() -> None:
     # Importing the modules runs their @register decorators.
     from . import sift_nn  # noqa: F401
     try:
-        from . import lightglue  # noqa: F401
+        from . import dog_desc, lightglue  # noqa: F401
     except ImportError:
         pass

@@ -32,7 +32,7 @@ def register_model(name: str) -> Callable[[type], type]:
 
 
 def build_model(name: str, conf: dict[str, Any] | None = None) -> nn.Module:
-    from . import lightglue  # noqa: F401  (registers)
+    from . import lightglue, patch_descriptor  # noqa: F401  (registers)
 
     if name not in MODELS:
         raise InputError(f"unknown model '{name}'; available: {', '.join(sorted(MODELS))}")

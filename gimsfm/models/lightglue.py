@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from kornia.feature.lightglue import CrossBlock, LightGlue, filter_matches, normalize_keypoints, sigmoid_log_double_softmax
 
-from ..train.losses import assignment_nll, confidence_bce
+from .losses import assignment_nll, confidence_bce
 from . import register_model
 
 _KorniaCrossForward = CrossBlock.forward

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .. import logger
-from ..bench.suites import data_root
+from ..utils.data import data_root
 
 TEX_SIZE = 512
 FORBIDDEN_SUBDIRS = ("pose", "homography", "sfm")

@@ -29,7 +29,7 @@ import torch
 from .. import logger
 from ..errors import InputError
 from ..features.sift import SiftExtractor
-from ..bench.suites import data_root
+from ..utils.data import data_root
 from ..utils.io import IMAGE_EXTENSIONS, read_image
 from . import labels as L
 
@@ -233,7 +233,8 @@ class HomographySource(PairSource):
             if not self.texture_dir.is_dir():
                 raise InputError(f"texture folder not found: {self.texture_dir}")
             names = [q.name for q in self.texture_dir.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS]
-        val = set(val_textures)
+        # val_textures: names held out for validation, or an int N: every N-th photo in name order (large folders)
+        val = set(sorted(names)[::int(val_textures)]) if isinstance(val_textures, int) else set(val_textures)
         self.photos = sorted(n for n in names if (n in val) == (split == "val"))
         if not self.photos:
             raise InputError(f"no {split} texture photos in {self.texture_dir or 'the package photos'}")
@@ -330,52 +331,19 @@ class DepthPoseSource(PairSource):
             raise InputError(f"depth map not found: {p}")
         return np.load(p).astype(np.float32)
 
+    def images(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """The two grey images of pair idx, as the record's features saw them."""
+        pr = self.pairs[idx]
+        return read_image(self.root / pr.img0, grayscale=True), read_image(self.root / pr.img1, grayscale=True)
+
     def build(self, idx: int) -> dict[str, np.ndarray]:
         pr = self.pairs[idx]
-        im0 = read_image(self.root / pr.img0, grayscale=True)
-        im1 = read_image(self.root / pr.img1, grayscale=True)
+        im0, im1 = self.images(idx)
         f0, f1 = self.extractor(im0), self.extractor(im1)
         p01, vis01, p10, vis10 = L.project_depth(f0["keypoints"], f1["keypoints"], self.depth(pr.img0),
                                                  self.depth(pr.img1), pr.K0, pr.K1, pr.T_0to1, self.rel_depth_th)
         return {**_pack_features(f0, 0), **_pack_features(f1, 1), "p01": p01, "vis01": vis01, "p10": p10,
                 "vis10": vis10, "K0": pr.K0, "K1": pr.K1, "T_0to1": pr.T_0to1}
-
-
-def build_source(spec: dict[str, Any], split: str, cache_dir: Path, seed: int, sift_conf: dict) -> PairSource | None:
-    """One source of the preset (`type: homography | depth | video_labels`); None if an optional source is
-    missing (or a video_labels split is empty, e.g. no held-out video in a one-video store)."""
-    kind = spec.get("type")
-    name = f"{spec.get('name', kind)}-{split}"
-    n = int(spec.get(f"n_{split}", spec.get("n_pairs", 0)) or 0)
-    if kind == "homography":
-        return HomographySource(name, cache_dir, n, seed + (0 if split == "train" else 1000), sift_conf, split=split,
-                                texture_dir=spec.get("texture_dir", "{data}/textures"),
-                                val_textures=spec.get("val_textures", VAL_TEXTURES), warp=spec.get("warp"))
-    if kind == "depth":
-        root = spec.get(f"{split}_root") or spec.get("root")
-        if not root or not (resolve_path(root) / "pairs.txt").is_file():
-            if spec.get("optional", False):
-                logger.warning("source %s (%s split) not available at %s: skipped", spec.get("name"), split, root)
-                return None
-            raise InputError(f"depth source {spec.get('name')}: no pairs.txt under {root}")
-        return DepthPoseSource(name, cache_dir, n, seed, sift_conf, root, spec.get("rel_depth_th", 0.05))
-    if kind == "video_labels":
-        from .video_labels import VideoLabelSource
-
-        root = spec.get(f"{split}_root") or spec.get("root")  # `val_root`: a separate held-out store
-        if not root or not resolve_path(root).is_dir():
-            if spec.get("optional", False):
-                logger.warning("source %s (%s split) not available at %s: skipped", spec.get("name"), split, root)
-                return None
-            raise InputError(f"video_labels source {spec.get('name')}: label store not found: {root}")
-        src = VideoLabelSource(name, cache_dir, n, seed, sift_conf, root, split=split,
-                               augment=spec.get("augment", True), n_aug=int(spec.get("n_aug", 8)),
-                               label_radius=float(spec.get("label_radius", 2.5)),
-                               val_fraction=float(spec.get("val_fraction", 0.1)), max_videos=spec.get("max_videos"),
-                               variant=spec.get("variant"), min_gap=int(spec.get("min_gap", 0)),
-                               all_videos=bool(spec.get(f"{split}_root")), cache=bool(spec.get("cache", True)))
-        return src if len(src) else None
-    raise InputError(f"unknown data source type '{kind}' (expected homography, depth or video_labels)")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -32,10 +32,14 @@ import yaml
 from .. import logger
 from ..errors import InputError, OutputExistsError
 from ..models import build_model
+from ..models.weights import load_exported  # noqa: F401  (public name: exported weights -> model)
 from ..utils.config import deep_merge as _merge, read_yaml_extends
 from ..utils.device import resolve_device, torchrun_world
 from . import labels as L
-from .datasets import MixedPairs, build_source, collate, make_sample, resolve_path
+from .arch import arch_for
+from .arch.lightglue import evaluate  # noqa: F401  (public name, used by tests and tools)
+from .datasets import resolve_path
+from .sources import build_source
 
 DEFAULTS: dict[str, Any] = {
     "name": "run",
@@ -136,129 +140,6 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Validation metrics
-# ----------------------------------------------------------------------------------------------------------
-
-def pose_auc(errors, thresholds) -> list[float]:
-    errors = np.sort(np.asarray(errors, np.float64))
-    recall = (np.arange(len(errors)) + 1) / max(len(errors), 1)
-    errors, recall = np.r_[0.0, errors], np.r_[0.0, recall]
-    aucs = []
-    for t in thresholds:
-        last = np.searchsorted(errors, t)
-        e = np.r_[errors[:last], t]
-        r = np.r_[recall[:last], recall[last - 1]]
-        aucs.append(float(np.trapezoid(r, x=e) / t))
-    return aucs
-
-
-def homography_corner_error(k0, k1, H_gt, size0, ransac_px) -> float:
-    if len(k0) < 4:
-        return float("inf")
-    H, _ = cv2.findHomography(k0.astype(np.float64), k1.astype(np.float64), cv2.USAC_MAGSAC, ransac_px,
-                              maxIters=2000, confidence=0.9999)
-    if H is None:
-        return float("inf")
-    w, h = size0
-    c = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], np.float64).T
-    a, b = H @ c, H_gt @ c
-    return float(np.linalg.norm(a[:2] / a[2] - b[:2] / b[2], axis=0).mean())
-
-
-def relative_pose_error(k0, k1, K0, K1, T, thresh_px: float = 0.5) -> float:
-    """max(angle R, angle t) in degrees, 180 on failure (ZEB protocol)."""
-    if len(k0) < 5:
-        return 180.0
-    f = np.mean([K0[0, 0], K0[1, 1], K1[0, 0], K1[1, 1]])
-    n0 = (k0 - K0[[0, 1], [2, 2]]) / K0[[0, 1], [0, 1]]
-    n1 = (k1 - K1[[0, 1], [2, 2]]) / K1[[0, 1], [0, 1]]
-    E, mask = cv2.findEssentialMat(n0, n1, np.eye(3), threshold=thresh_px / f, prob=0.99999, method=cv2.RANSAC)
-    if E is None:
-        return 180.0
-    best, R_best, t_best = -1, None, None
-    for e in np.split(E, len(E) // 3):
-        n, R, t, _ = cv2.recoverPose(e, n0, n1, np.eye(3), 1e9, mask=mask)
-        if n > best:
-            best, R_best, t_best = n, R, t[:, 0]
-    R_gt, t_gt = T[:3, :3], T[:3, 3]
-    cos = np.clip((np.trace(R_best.T @ R_gt) - 1) / 2, -1, 1)
-    err_r = np.degrees(np.arccos(cos))
-    nt = np.linalg.norm(t_gt) * np.linalg.norm(t_best)
-    err_t = np.degrees(np.arccos(np.clip(np.dot(t_gt, t_best) / max(nt, 1e-12), -1, 1)))
-    err_t = min(err_t, 180 - err_t)
-    return float(max(err_r, err_t))
-
-
-def _evaluate_pair(model, src, i: int, conf: dict, data_conf: dict, baseline: bool) -> dict[str, float]:
-    """One validation pair: precision, recall, match count, geometric error (if the pair has GT geometry)."""
-    from ..matchers.sift_nn import mutual_nn_ratio
-
-    r = src.get(i)
-    s = make_sample(r, conf["n_kpts"], None, data_conf["pos_th"], data_conf["neg_th"])
-    t0 = time.perf_counter()
-    if baseline:
-        m0, _ = mutual_nn_ratio(s["desc0"], s["desc1"], 0.8, True)
-        m0 = m0.astype(np.int64)
-    else:
-        dev = next(model.parameters()).device
-        b = {k: v.to(dev) for k, v in collate([s]).items()}
-        m0 = model.predict(b, prune=True)["matches0"][0].cpu().numpy()
-    out = {"index": i, "s": time.perf_counter() - t0}
-    gt0 = s["gt0"]
-    pred = m0 > -1
-    correct = pred & (m0 == gt0)
-    # A prediction is also correct when it reprojects within pos_th (GT label may be 'ignore').
-    if pred.any():
-        err = np.linalg.norm(s["p01"][pred] - s["kpts1"][m0[pred]], axis=1)
-        ok = (s["vis01"][pred] == L.VISIBLE) & (err < data_conf["pos_th"])
-        correct[np.nonzero(pred)[0][ok]] = True
-    known = pred & ((gt0 >= -1) | correct)
-    out["precision"] = correct.sum() / max(known.sum(), 1)
-    out["recall"] = (pred & (m0 == gt0)).sum() / max((gt0 >= 0).sum(), 1)
-    out["matches"] = pred.sum()
-    k0, k1 = s["kpts0"][pred], s["kpts1"][m0[pred]]
-    if "H" in r:
-        out["error"] = homography_corner_error(k0, k1, r["H"], r["size0"], conf["ransac_px"])
-    elif "K0" in r:
-        out["error"] = relative_pose_error(k0, k1, r["K0"], r["K1"], r["T_0to1"])
-    # video label pairs have no geometric GT: precision / recall only
-    return out
-
-
-def evaluate(model, val_sources, conf: dict, data_conf: dict, baseline: bool = False,
-             rank: int = 0, world: int = 1) -> dict[str, float]:
-    """Precision/recall vs GT labels and homography / pose AUC on the validation pairs (one pair at a time,
-    inference settings: pruning on). With baseline=True the same numbers for SIFT mutual NN + ratio 0.8.
-    Under DDP (world > 1) every rank evaluates every world-th pair and all ranks get the same result, equal to
-    one process evaluating them all (the other ranks would otherwise idle while rank 0 validates)."""
-    if model is not None:
-        model.eval()
-    res: dict[str, float] = {}
-    t_model, n_all = 0.0, 0
-    for src in val_sources:
-        n = min(len(src), conf["max_pairs"])
-        rows = [_evaluate_pair(model, src, i, conf, data_conf, baseline) for i in range(rank, n, world)]
-        if world > 1:
-            parts: list = [None] * world
-            dist.all_gather_object(parts, rows)
-            rows = sorted((r for p in parts for r in p), key=lambda r: r["index"])
-        errs = [r["error"] for r in rows if "error" in r]
-        key = src.name.rsplit("-", 1)[0]
-        for m in ("precision", "recall", "matches"):
-            res[f"{key}/{m}"] = float(np.mean([r[m] for r in rows])) if rows else 0.0
-        ths = (3, 5, 10) if src.kind == "homography" else (5, 10, 20)
-        for t, a in zip(ths, pose_auc(errs, ths) if errs else [0.0] * 3):
-            if src.kind != "video_labels":
-                res[f"{key}/auc@{t}"] = a
-        res[f"{key}/pairs"] = n
-        t_model += sum(r["s"] for r in rows)  # per-pair latency, whichever rank ran the pair
-        n_all += n
-    if not baseline and val_sources:
-        res["ms_per_pair"] = 1000 * t_model / max(1, n_all)
-    return res
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Trainer
 # ----------------------------------------------------------------------------------------------------------
 
@@ -267,7 +148,7 @@ class BatchStream(torch.utils.data.Dataset):
     DataLoader workers can build them ahead in parallel (SIFT, warps) while the model trains on a GPU,
     and the stream is the same as the one computed in the main process."""
 
-    def __init__(self, data: MixedPairs, first: int, end: int, world: int, rank: int, batch_size: int):
+    def __init__(self, data: Any, first: int, end: int, world: int, rank: int, batch_size: int):
         self.data, self.first, self.end = data, first, end
         self.world, self.rank, self.batch_size = world, rank, batch_size
 
@@ -290,7 +171,7 @@ def _loader_worker_init(_: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def batch_iterator(data: MixedPairs, first: int, end: int, world: int, rank: int, batch_size: int,
+def batch_iterator(data: Any, first: int, end: int, world: int, rank: int, batch_size: int,
                    workers: int, pin: bool = False):
     """Training batches first..end-1: in this process (workers = 0, CPU training) or from `workers`
     DataLoader processes (GPU training, where data preparation on one core would starve the device)."""
@@ -337,10 +218,11 @@ class Trainer:
         self.model = build_model(mc["name"], mc.get("conf", {})).to(self.device)
         o = self.p["optim"]
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+        self.arch = arch_for(self.model)
         tr, w = self._sources("train")
         d = self.p["data"]
         sample_seed = self.p["seed"] if d.get("sample_seed") is None else d["sample_seed"]
-        self.train_data = MixedPairs(tr, w, d["n_kpts"], int(sample_seed), d["pos_th"], d["neg_th"])
+        self.train_data = self.arch.train_data(tr, w, int(sample_seed), self.p)
         self.val_sources, _ = self._sources("val")
 
     def init_weights(self) -> Path | None:
@@ -482,10 +364,12 @@ class Trainer:
         for src in sources:
             conf = {"val": self.p["val"], "sift": d["sift"], "pos_th": d["pos_th"], "neg_th": d["neg_th"],
                     "source": src.name, "data": src.cache_dir.name}
+            if getattr(self.model, "input_kind", "sparse") != "sparse":  # other adapters score differently
+                conf["input_kind"] = self.model.input_kind
             key = hashlib.sha1(json.dumps(conf, sort_keys=True).encode()).hexdigest()[:16]
             if key not in known:
                 logger.info("validation baseline (sift-nn) on %s", src.name)
-                known[key] = evaluate(None, [src], self.p["val"], d, baseline=True)
+                known[key] = self.arch.evaluate(None, [src], self.p, baseline=True)
                 store.parent.mkdir(parents=True, exist_ok=True)
                 tmp = store.with_name(store.name + f".tmp{os.getpid()}")
                 tmp.write_text(json.dumps(known, indent=1))
@@ -614,11 +498,10 @@ class Trainer:
             if main and (it % int(t["log_every"]) == 0 or it == end):
                 self._csv("train_log.csv", {"iteration": it, "time_s": time.time() - t0, "lr": lr_at(it - 1,
                           self.p["optim"]), **metrics})
-                bar.set_postfix(loss=f"{metrics['loss']:.3f}", P=f"{metrics['precision']:.2f}",
-                                R=f"{metrics['recall']:.2f}")
+                bar.set_postfix({k: f"{v:.3f}" for k, v in list(metrics.items())[:3]})
             do_val = bool(self.val_sources) and (it % int(t["val_every"]) == 0 or it == end)
             if do_val:  # every rank takes part (evaluate shards the pairs); rank 0 logs
-                res = evaluate(self.model, self.val_sources, self.p["val"], d, rank=self.rank, world=self.world)
+                res = self.arch.evaluate(self.model, self.val_sources, self.p, rank=self.rank, world=self.world)
                 self.model.train()
             if do_val and main:
                 row = {"iteration": it, "time_s": time.time() - t0, **res,
@@ -652,20 +535,27 @@ def _prepare_shard(args: tuple[dict, int, int]) -> int:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     done = 0
-    for split, src in _cacheable_sources(Trainer(preset, device="cpu")):
+    trainer = Trainer(preset, device="cpu")
+    trainer.build()
+    prepare = getattr(trainer.arch, "prepare", None)  # an adapter may cache more per record (e.g. patches)
+    for split, src in _cacheable_sources(trainer):
         for i in range(shard, len(src), n_shards):
-            src.get(i)
+            if split == "train" and prepare is not None:
+                prepare(trainer.train_data, src, i)
+            else:
+                src.get(i)
             done += 1
     return done
 
 
 def _cacheable_sources(trainer: "Trainer") -> list[tuple[str, Any]]:
-    """Sources whose records are cached and drawn many times: base data of both splits, video validation.
-    Video training records are left to the run (a pool of augmentations, most drawn about once)."""
+    """Sources whose records are cached and drawn many times: base data of both splits, video validation, and
+    video training sources with `cache: true`. Uncached video training records are left to the run (a fresh
+    augmentation per draw)."""
     out = []
     for split in ("train", "val"):
         for s in trainer._sources(split)[0]:
-            if s.kind != "video_labels" or split == "val":
+            if s.kind != "video_labels" or split == "val" or getattr(s, "cache", False):
                 out.append((split, s))
     return out
 
@@ -767,10 +657,19 @@ def write_model_card(ckpt_path: Path, card_path: Path, title: str, speed_json: P
             t = json.loads(index.read_text()).get("total", {})
             lines.append(f"  - label store: {t.get('videos')} videos, {t.get('pairs')} labelled pairs, "
                          f"{t.get('labels')} labels; augmentation {json.dumps(src.get('augment', True))}")
-    lines += ["", f"- {d['n_kpts']} SIFT keypoints per image in training (of {d['sift'].get('max_keypoints')} "
-              f"cached), batch {d['batch_size']}, GT: mutual nearest within {d['pos_th']} px = match, farther "
-              f"than {d['neg_th']} px from every keypoint = unmatched, occluded/outside = unmatched", "",
-              "## Training cost (measured)", "",
+    if ck["model_name"] == "patch_descriptor":
+        pp = d.get("patches", {})
+        lines += ["", f"- patch pairs: DoG keypoints ({d['sift'].get('max_keypoints')} per image) whose GT projections "
+                  f"are mutual nearest within {d['pos_th']} px and whose sizes agree with the pair's median scale "
+                  f"change; each patch cut at its own image's keypoint; batch {d['batch_size']} pairs "
+                  f"({pp.get('pairs_per_record', 32)} per image pair), hardest-in-batch triplet loss (HardNet)",
+                  "- validation: precision / recall of mutual nearest neighbours (no ratio) against the GT labels, "
+                  "AUC with the model's ratio test; the sift-nn row is RootSIFT on the very same keypoints", ""]
+    else:
+        lines += ["", f"- {d['n_kpts']} SIFT keypoints per image in training (of {d['sift'].get('max_keypoints')} "
+                  f"cached), batch {d['batch_size']}, GT: mutual nearest within {d['pos_th']} px = match, farther "
+                  f"than {d['neg_th']} px from every keypoint = unmatched, occluded/outside = unmatched", ""]
+    lines += ["## Training cost (measured)", "",
               f"- iterations: {ck['iteration']}, {samples_seen(ck['iteration'], hist.get('segments'), d['batch_size'])}"
               f" pair samples (batch {d['batch_size']} per process; [first iteration, samples per iteration]: "
               f"{json.dumps(hist.get('segments') or [[0, d['batch_size']]])})",
@@ -807,15 +706,3 @@ def write_model_card(ckpt_path: Path, card_path: Path, title: str, speed_json: P
         lines += ["", "## Notes", "", notes]
     Path(card_path).write_text("\n".join(lines) + "\n")
     return Path(card_path)
-
-
-def load_exported(path: Path | bytes, device: str = "cpu"):
-    """An exported weights file (its path, or its bytes when the caller already read them) as (model, info)."""
-    import io
-
-    obj = torch.load(io.BytesIO(path) if isinstance(path, bytes) else Path(path), map_location="cpu",
-                     weights_only=False)
-    model = build_model(obj["model_name"], obj["conf"])
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in obj["state_dict"].items()})
-    model.eval()
-    return model.to(device), obj.get("info", {})

@@ -300,14 +300,26 @@ class VideoLabelSource(PairSource):
         """SIFT of an un-augmented stored frame, from the frame cache (computed and stored if missing)."""
         return cached_npz(self.frame_cache / f"{video}_{frame:06d}.npz", lambda: self.extractor(rgb))
 
-    def build(self, idx: int) -> dict[str, np.ndarray]:
+    def _augmented(self, idx: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+        """(pair data, image 1 as record idx sees it, its augmentation homography A)."""
         i, a = divmod(idx, self.n_aug)
         v, key = self.pairs[i]
         d = self.load_pair(i)
-        img0, img1 = d["img0"], d["img1"]
-        A = np.eye(3)
+        img1, A = d["img1"], np.eye(3)
         if self.augment is not None:
             img1, A = strong_augment(img1, _rng(self.seed, self.kind, v, key, a), self.augment)
+        return d, img1, A
+
+    def images(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """The two grey images of record idx, as its features saw them (image 1 augmented)."""
+        d, img1, _ = self._augmented(idx)
+        grey = lambda im: im if im.ndim == 2 else cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)  # noqa: E731
+        return grey(d["img0"]), grey(img1)
+
+    def build(self, idx: int) -> dict[str, np.ndarray]:
+        v = self.pairs[idx // self.n_aug][0]
+        d, img1, A = self._augmented(idx)
+        img0 = d["img0"]
         f0, f1 = self.frame_features(v, d["frame0"], img0), self.extractor(img1)
         p01, vis01, p10, vis10 = project_labels(f0["keypoints"], f1["keypoints"], d["lab0"], d["lab1"], A,
                                                 f0["image_size"], f1["image_size"], self.label_radius)
