@@ -147,3 +147,25 @@ def test_foreign_and_truncated_weights(tmp_path):
     proc = run_cli("match", imgs[0], imgs[1], "--out", tmp_path / "o2", "--matcher", f"sift-lightglue-gim:{trunc}",
                    check=False)
     assert proc.returncode == 2 and "truncated or corrupt" in proc.stderr, proc.stderr
+
+
+def test_shipped_descriptor_reconstructs_and_matches(tmp_path):
+    """The shipped dog-desc-gim in the real pipelines: the demo scene reconstructs (features cached in hloc's
+    features.h5 like SIFT's) and `match` finds a homography between two demo photos' warps."""
+    import json
+
+    import h5py
+
+    from gimsfm.matchers.dog_desc import GIM_WEIGHTS
+
+    if not GIM_WEIGHTS.is_file():
+        pytest.skip("dog-desc-gim weights not shipped")
+    demo = REPO / "scenes" / "sacre_coeur" / "images"
+    out = tmp_path / "rec"
+    run_cli("reconstruct", demo, "--out", out, "--matcher", "dog-desc-gim", "--max-keypoints", "2048")
+    s = json.loads((out / "summary.json").read_text())
+    assert s["num_registered"] >= 9 and s["num_points3D"] > 300 and s["mean_reprojection_error"] < 1.5, s
+    with h5py.File(out / "features.h5", "r") as f:
+        g = f[next(iter(f.keys()))]
+        assert g["descriptors"].shape[0] == 128 or g["descriptors"].shape[-1] == 128
+        assert g["keypoints"].shape[0] <= 2048

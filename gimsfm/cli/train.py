@@ -31,6 +31,10 @@ def train_cmd(
     prepare: bool = typer.Option(False, "--prepare", help="Only compute the cached training/validation records "
                                  "(SIFT features + projections) and exit; `--workers` processes."),
     workers: int = typer.Option(1, "--workers", help="With --prepare: processes."),
+    tune_ratio: Optional[str] = typer.Option(None, "--tune-ratio", help="Patch descriptors: score these Lowe ratios "
+                                             "(comma-separated) on the validation pairs with the checkpoint's "
+                                             "weights and print the best; ship it with --set model.conf.ratio=R "
+                                             "--export FILE."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda. Under torchrun (e.g. `torchrun "
                                "--standalone --nproc-per-node 2 -m gimsfm train ...`) each process takes one "
@@ -55,13 +59,16 @@ def train_cmd(
         typer.echo(f"wrote {len(dirs)} homography validation pairs under {export_val}"
                    + (f"; depth/pose validation sets (ZEB layout): {', '.join(others)}" if others else ""))
         return
+    if tune_ratio is not None:
+        _tune_ratio(trainer, p, tune_ratio)
+        return
     if card_only is not None:
         card = write_model_card(card_only, Path(card_only).with_suffix(".md"), f"Model card: {Path(card_only).stem}",
                                 speed_json, notes)
         typer.echo(f"model card: {card}")
         return
     if export is not None:
-        info = export_weights(trainer.saved_checkpoint or trainer.ckpt_path, export)
+        info = export_weights(trainer.saved_checkpoint or trainer.ckpt_path, export, preset=p)
         card = write_model_card(export, Path(export).with_suffix(".md"), f"Model card: {Path(export).stem}",
                                 speed_json, notes)
         typer.echo(f"model card: {card}")
@@ -69,6 +76,32 @@ def train_cmd(
         return
     summary = trainer.run(resume=resume, overwrite=overwrite, max_iters=max_iters, progress=not no_progress)
     typer.echo(f"stopped at iteration {summary['iteration']}; checkpoint {summary['checkpoint']}")
+
+
+def _tune_ratio(trainer, preset: dict, text: str) -> None:
+    from ..errors import InputError
+    from ..train.arch.patch_descriptor import tune_ratio
+
+    try:
+        ratios = [float(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        raise InputError(f"--tune-ratio: not a list of numbers: {text!r}") from None
+    ckpt = trainer.saved_checkpoint
+    if ckpt is None:
+        raise InputError(f"--tune-ratio: no checkpoint of {preset['name']} to tune")
+    trainer.build()
+    if getattr(trainer.model, "input_kind", "") != "patches":
+        raise InputError("--tune-ratio applies to patch descriptors only")
+    import torch
+
+    from ..train.trainer import expand_state
+
+    trainer.model.load_state_dict(expand_state(torch.load(ckpt, map_location="cpu", weights_only=False))["model"])
+    scores = tune_ratio(trainer.model, trainer.val_sources, preset, ratios)
+    for r, s in scores.items():
+        typer.echo(f"ratio {r:.3f}: mean validation AUC@5 {100 * s:.2f}")
+    best = max(scores, key=scores.get)
+    typer.echo(f"best ratio {best} (ship: --set model.conf.ratio={best} --export FILE)")
 
 
 @app.command("average")

@@ -31,9 +31,13 @@ def register_model(name: str) -> Callable[[type], type]:
     return deco
 
 
-def build_model(name: str, conf: dict[str, Any] | None = None) -> nn.Module:
+def model_class(name: str) -> Callable[..., nn.Module]:
     from . import lightglue, patch_descriptor  # noqa: F401  (registers)
 
     if name not in MODELS:
         raise InputError(f"unknown model '{name}'; available: {', '.join(sorted(MODELS))}")
-    return MODELS[name](conf or {})
+    return MODELS[name]
+
+
+def build_model(name: str, conf: dict[str, Any] | None = None) -> nn.Module:
+    return model_class(name)(conf or {})

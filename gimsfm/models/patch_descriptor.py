@@ -33,6 +33,7 @@ class PatchDescriptor(nn.Module):
         "ratio": 0.9,  # Lowe ratio of the mutual-NN matcher (inference setting, kept with the weights)
     }
     input_kind = "patches"
+    inference_keys = ("ratio",)  # settable at export (`--set model.conf.ratio=R`): no effect on training
 
     def __init__(self, conf: dict[str, Any] | None = None):
         super().__init__()

@@ -599,8 +599,11 @@ def hardware() -> dict[str, Any]:
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
-def export_weights(ckpt_path: Path, out_path: Path, half: bool = True, extra: dict | None = None) -> dict[str, Any]:
-    """Checkpoint -> shipped weights: {model_name, conf, state_dict (fp16), training info}."""
+def export_weights(ckpt_path: Path, out_path: Path, half: bool = True, extra: dict | None = None,
+                   preset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Checkpoint -> shipped weights: {model_name, conf, state_dict (fp16), training info}. Inference-only
+    settings a model declares (`inference_keys`, e.g. the descriptor's ratio test) are taken from `preset`'s
+    model.conf when given, so a setting tuned after training ships without retraining."""
     ckpt_path = Path(ckpt_path)
     if not ckpt_path.is_file():
         raise InputError(f"checkpoint not found: {ckpt_path}")
@@ -610,7 +613,14 @@ def export_weights(ckpt_path: Path, out_path: Path, half: bool = True, extra: di
     info = {"iteration": ck["iteration"], "elapsed_s": ck["elapsed_s"], "hardware": ck.get("hardware"),
             "preset": ck["preset"], "val_history": hist.get("val", []), "val_baseline_sift_nn": hist.get("baseline"),
             "segments": hist.get("segments", []), **(extra or {})}
-    obj = {"model_name": ck["model_name"], "conf": ck["model_conf"], "state_dict": sd, "info": info}
+    conf = dict(ck["model_conf"])
+    if preset is not None:
+        from ..models import model_class
+
+        keys = getattr(model_class(ck["model_name"]), "inference_keys", ())
+        conf.update({k: v for k, v in preset["model"].get("conf", {}).items() if k in keys})
+        info["inference_conf"] = {k: conf[k] for k in keys if k in conf}
+    obj = {"model_name": ck["model_name"], "conf": conf, "state_dict": sd, "info": info}
     atomic_torch_save(obj, Path(out_path))
     return info
 

@@ -66,3 +66,30 @@ class PatchDescriptorArch:
         if not baseline and val_sources:
             res["ms_per_pair"] = 1000 * t_model / max(1, n_all)
         return res
+
+
+def tune_ratio(model, val_sources: list, preset: dict[str, Any], ratios: list[float]) -> dict[float, float]:
+    """Mean over validation sources of the AUC (pose AUC@5 or homography AUC@5) of the model's matches for each
+    Lowe ratio: describes every validation pair once, then scores each ratio. The ratio is an inference setting
+    tuned on held-out training data (never on a benchmark), shipped with `--set model.conf.ratio=R --export`."""
+    from ...geometry.evaluation import error_auc
+
+    model.eval()
+    val, data = preset["val"], preset["data"]
+    per_src = {r: [] for r in ratios}
+    for src in val_sources:
+        if src.kind == "video_labels":
+            continue
+        errs = {r: [] for r in ratios}
+        for i in range(min(len(src), val["max_pairs"])):
+            rec = src.get(i)
+            s = make_sample(rec, val["n_kpts"], None, data["pos_th"], data["neg_th"])
+            img0, img1 = src.images(i)[:2]
+            d0, d1 = _describe(model, img0, s, "0"), _describe(model, img1, s, "1")
+            for r in ratios:
+                m = mutual_nn_ratio(d0, d1, r, True)[0].astype(np.int64)
+                ok = m > -1
+                errs[r].append(geometric_error(s["kpts0"][ok], s["kpts1"][m[ok]], rec, val["ransac_px"]))
+        for r in ratios:
+            per_src[r].append(error_auc(errs[r], (5,))["auc@5"])
+    return {r: float(np.mean(v)) if v else 0.0 for r, v in per_src.items()}
