@@ -91,7 +91,7 @@ def bench_speed(
             rows.append([name, n, f"{run['kpts0']}/{run['kpts1']}", run["ms_median"], run["ms_min"],
                          run["cpu_ms_median"], run["matches"], run["peak_rss_mb"], run["extract_ms"]])
     header = ["matcher", "kpts", "kpts found", "ms/pair (median)", "ms/pair (min)", "CPU ms/pair", "matches",
-              "peak RSS MB", "SIFT ms/image"]
+              "peak RSS MB", "extraction ms/image"]
     import os
 
     load = os.getloadavg()[0]
