@@ -130,26 +130,34 @@ def test_view_keypoints_round_trip(photo):
 # --- an extreme viewpoint
 
 
-def test_grazing_view_needs_views_and_auto_solves_it(photo):
+def test_grazing_view_needs_views_and_auto_solves_it(photo, tmp_path):
     """A plane seen at 78 degrees from its normal (and closer): plain sift-nn finds no usable homography;
-    views=auto escalates and recovers it; an easy pair stays at level 0 with the plain result."""
+    views=auto escalates and recovers it. Run through the benchmarks' cached path: the escalated level is
+    appended to the cached features, and an easy pair sharing the image stays at level 0 with exactly the
+    plain matcher's matches (only level-0 keypoints)."""
+    from gimsfm.bench.matching import CachedPairMatcher
+
     h, w = photo.shape[:2]
     H = plane_homography(w, h, 78.0)
-    img1 = cv2.warpPerspective(photo, H, (w, h), flags=cv2.INTER_AREA)
-    plain = get_matcher("sift-nn").match_images(photo, img1)
-    est = estimate_homography(plain.kpts0, plain.kpts1, 3.0, "opencv-ransac")
+    H_easy = plane_homography(w, h, 20.0, closer=0.9)
+    for name, img in (("a.png", photo), ("grazing.png", cv2.warpPerspective(photo, H, (w, h), flags=cv2.INTER_AREA)),
+                      ("easy.png", cv2.warpPerspective(photo, H_easy, (w, h), flags=cv2.INTER_AREA))):
+        cv2.imwrite(str(tmp_path / name), img[..., ::-1])
+    pairs = [("a.png", "grazing.png"), ("a.png", "easy.png")]
+    plain = CachedPairMatcher(get_matcher("sift-nn"), tmp_path, tmp_path / "cache")
+    plain.prepare(pairs)
+    pm = plain.get(*pairs[0])
+    est = estimate_homography(pm.kpts0, pm.kpts1, 3.0, "opencv-ransac")
     assert homography_corner_error(est.matrix, H, w, h) >= 10.0
 
-    auto = get_matcher("sift-nn@views=auto")
-    pm = auto.match_images(photo, img1)
+    auto = CachedPairMatcher(get_matcher("sift-nn@views=auto"), tmp_path, tmp_path / "cache")
+    auto.prepare(pairs)
+    pm = auto.get(*pairs[0])
     est = estimate_homography(pm.kpts0, pm.kpts1, 3.0, "opencv-ransac")
-    assert auto.last_level >= 1
+    assert auto.timings.level == {"a.png/grazing.png": 1, "a.png/easy.png": 0}
     assert est.num_inliers >= 30 and homography_corner_error(est.matrix, H, w, h) < 5.0
-
-    H_easy = plane_homography(w, h, 20.0, closer=0.9)
-    easy1 = cv2.warpPerspective(photo, H_easy, (w, h), flags=cv2.INTER_AREA)
-    pm_easy = auto.match_images(photo, easy1)
-    assert auto.last_level == 0
-    ref = get_matcher("sift-nn").match_images(photo, easy1)
-    np.testing.assert_array_equal(pm_easy.kpts0, ref.kpts0)
-    np.testing.assert_array_equal(pm_easy.kpts1, ref.kpts1)
+    feats = auto.features("a.png")
+    assert set(feats["view_level"].tolist()) == {0, 1}
+    ref, got = plain.get(*pairs[1]), auto.get(*pairs[1])
+    np.testing.assert_array_equal(got.kpts0, ref.kpts0)
+    np.testing.assert_array_equal(got.kpts1, ref.kpts1)
