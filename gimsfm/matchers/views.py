@@ -47,6 +47,9 @@ LEVELS: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...] = (
 # Views are synthesised from the image capped at this long side (ASIFT works at low resolution too): 2.4x
 # fewer pixels than 1600 for every view; the plain view keeps the base matcher's own resolution.
 VIEW_MAX_SIDE = 1024
+# Keypoints per synthesised view at most (a view holds 1/t of the image): reconstruct's 8192 per image would
+# make every view pair 16x dearer than at 2048. Applies to matchers on the shared SIFT extractor.
+VIEW_MAX_KEYPOINTS = 2048
 # Per-keypoint arrays whose values depend on the view frame: stored also as view_* (view-local).
 GEOMETRIC = ("keypoints", "scales", "oris")
 IMAGE_LEVEL = ("image_size", "view_params", "view_affines", "view_sizes")
@@ -231,10 +234,15 @@ class ViewSynthesisMatcher(Matcher):
         self.device = base.device
         views = "+".join(f"{t:g}" for t in tilts) if tilts else mode
         self.conf = {**base.conf, "views": views, "views_min_inliers": min_inliers,
-                     "views_levels": repr(LEVELS), "views_max_side": VIEW_MAX_SIDE}
+                     "views_levels": repr(LEVELS), "views_max_side": VIEW_MAX_SIDE,
+                     "views_max_keypoints": VIEW_MAX_KEYPOINTS}
         self.views_label = views
         self.max_level = 1 if mode == "tilts" else len(LEVELS) - 1
         self.view_max_side = min(VIEW_MAX_SIDE, int(base.conf.get("features", {}).get("resize_max") or VIEW_MAX_SIDE))
+        self._view_extract = base.extract
+        extractor = getattr(base, "extractor", None)
+        if extractor is not None and extractor.conf.get("max_keypoints", 0) > VIEW_MAX_KEYPOINTS:
+            self._view_extract = type(extractor)({**extractor.conf, "max_keypoints": VIEW_MAX_KEYPOINTS})
         self.last_level = 0  # escalation level of the last matched pair (benchmarks report it)
 
     @property
@@ -265,7 +273,8 @@ class ViewSynthesisMatcher(Matcher):
                 img, A, valid = synthesize_view(small, view)
                 A = A @ to_small
             size = (img.shape[1], img.shape[0])
-            feats = append_block(feats, _view_block(self.base.extract(img), view, A, size, valid, w, h))
+            extract = self.base.extract if view.identity else self._view_extract
+            feats = append_block(feats, _view_block(extract(img), view, A, size, valid, w, h))
         return feats
 
     def extract(self, image: np.ndarray) -> dict[str, np.ndarray]:
