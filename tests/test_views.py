@@ -67,7 +67,7 @@ def test_views_sub_options_and_cli_error():
     with pytest.raises(InputError, match="no option 'views.x'|no option 'views'"):
         get_matcher("sift-nn@views.x=1")
     r = subprocess.run([sys.executable, "-m", "gimsfm", "match", "a.png", "b.png", "--out", "x",
-                        "--matcher", "sift-nn@views=sideways"], capture_output=True, text=True, timeout=120)
+                        "--matcher", "sift-nn@views=sideways"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "views" in lines[0] and "Traceback" not in r.stderr
