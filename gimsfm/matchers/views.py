@@ -91,9 +91,8 @@ def parse_views(value: Any, spec: str = "") -> tuple[str, tuple[float, ...] | No
         return text, None
     tilts = []
     for part in filter(None, text.split("+")):
-        try:
-            t = float(part.replace("sqrt2", "")) * math.sqrt(2) if "sqrt2" in part and part != "sqrt2" else (
-                math.sqrt(2) if part == "sqrt2" else float(part))
+        try:  # `2sqrt2` = 2 * sqrt(2)
+            t = float(part[:-5] or 1) * math.sqrt(2) if part.endswith("sqrt2") else float(part)
         except ValueError:
             t = float("nan")
         if not math.isfinite(t) or t <= 1.0 or t > 16.0:
@@ -244,6 +243,12 @@ class ViewSynthesisMatcher(Matcher):
         if extractor is not None and extractor.conf.get("max_keypoints", 0) > VIEW_MAX_KEYPOINTS:
             self._view_extract = type(extractor)({**extractor.conf, "max_keypoints": VIEW_MAX_KEYPOINTS})
         self.last_level = 0  # escalation level of the last matched pair (benchmarks report it)
+
+    def __getattr__(self, name: str) -> Any:
+        # What pipelines read from a matcher beyond the interface (torch_device, model, ...) is the base's.
+        if name == "base":
+            raise AttributeError(name)
+        return getattr(self.base, name)
 
     @property
     def escalates(self) -> bool:
