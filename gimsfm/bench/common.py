@@ -86,6 +86,27 @@ def finite_or_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def escalation_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Pairs per view-synthesis level reached and their mean seconds per pair (None without views)."""
+    levels = [r.get("level") for r in records]
+    if not records or any(lv is None for lv in levels):
+        return None
+    out: dict[str, Any] = {"pairs_per_level": {}, "sec_per_pair_by_level": {}}
+    for lv in sorted(set(levels)):
+        secs = [r["seconds"] for r in records if r["level"] == lv]
+        out["pairs_per_level"][str(lv)] = len(secs)
+        out["sec_per_pair_by_level"][str(lv)] = round(float(np.mean(secs)), 3)
+    return out
+
+
+def levels_text(summary: dict[str, Any]) -> str:
+    """`L0 15 (0.4 s), L1 4 (6.2 s)`: pairs per escalation level and their seconds per pair, or '-'."""
+    esc = summary.get("escalation")
+    if not esc:
+        return "-"
+    return ", ".join(f"L{lv} {n} ({esc['sec_per_pair_by_level'][lv]:.2f} s)" for lv, n in esc["pairs_per_level"].items())
+
+
 def plot_recall_curves(path: Path, panels: dict[str, dict[str, Sequence[float]]], max_error: float, xlabel: str,
                        title: str) -> Path:
     """One panel per data set (plus 'all'): cumulative fraction of pairs below each error, one line per matcher."""

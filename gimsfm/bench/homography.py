@@ -19,8 +19,8 @@ from .. import logger
 from ..geometry import estimate_homography, homography_corner_error
 from ..utils.io import image_size
 from ..utils.profiling import PeakMemory
-from .common import (build_matcher, cache_dir_for, finish_report, finite_or_none, resolve_matcher_names,
-                     unique_names)
+from .common import (build_matcher, cache_dir_for, escalation_summary, finish_report, finite_or_none,
+                     levels_text, resolve_matcher_names, unique_names)
 from .datasets import HomographyDataset, load_homography_dataset, select_evenly
 from .matching import DEFAULT_MAX_SIDE, CachedPairMatcher
 from .metrics import HOMOGRAPHY_THRESHOLDS, auc_percent, mean_ranks
@@ -48,8 +48,10 @@ def _summarise(errors: list[float], records: list[dict], t_total: float) -> dict
         "mean_error": finite_or_none(float(np.mean(finite))) if finite else None,
         "pairs": n,
         "failures": n - len(finite),
+        "solved@10": int(sum(e < 10 for e in finite)),
         "median_inliers": float(np.median([r["inliers"] for r in records])) if records else 0.0,
         "sec_per_pair": round(t_total / max(n, 1), 4),
+        "escalation": escalation_summary(records),
     }
 
 
@@ -72,7 +74,7 @@ def evaluate_homography_dataset(ds: HomographyDataset, matcher, cache_dir: Path,
         err = homography_corner_error(est.matrix, p.H_0to1, w, h)
         errors.append(err)
         records.append({"name0": p.name0, "name1": p.name1, "matches": len(m), "inliers": est.num_inliers,
-                        "corner_error": finite_or_none(err)})
+                        "corner_error": finite_or_none(err), **cpm.timings.pair_cost(p.name0, p.name1)})
     t_ext, t_match = cpm.timings.seconds(pair_names)
     return {"summary": _summarise(errors, records, t_ext + t_match + t_est), "pairs": records, "errors": errors}
 
@@ -146,9 +148,11 @@ def homography_tables(results: dict[str, Any]) -> tuple[list[str], list[list[Any
         a = e["all_pairs"]
         srows.append([m, e["mean"]["auc@3"], e["mean"]["auc@5"], e["mean"]["auc@10"], a["auc@3"], a["auc@5"],
                       a["auc@10"], err(a["mean_error"]), a["failures"], e.get("mean_rank", ""),
-                      f"{e['sec_per_pair']:.3f}", f"{e['peak_mb']:.0f}", f"{e['wall_sec']:.1f}"])
+                      f"{e['sec_per_pair']:.3f}", f"{e['peak_mb']:.0f}", f"{e['wall_sec']:.1f}", levels_text(a),
+                      a.get("solved@10", "")])
     sheader = ["matcher", "mean AUC@3", "mean AUC@5", "mean AUC@10", "pooled AUC@3", "pooled AUC@5",
-               "pooled AUC@10", "mean err px", "failures", "mean rank", "s/pair", "peak MB", "wall s"]
+               "pooled AUC@10", "mean err px", "failures", "mean rank", "s/pair", "peak MB", "wall s",
+               "pairs per view level (s/pair)", "solved <10 px"]
     return header, rows, sheader, srows
 
 

@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +56,21 @@ def to_original(kpts: np.ndarray, scale: float) -> np.ndarray:
     return ((np.asarray(kpts, np.float64) + 0.5) * scale - 0.5).astype(np.float32)
 
 
+def _in_original(feats: dict[str, np.ndarray], scale: float, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Features of a capped image -> original pixels (keypoints, scales) and the original size."""
+    feats = dict(feats)
+    feats["keypoints"] = to_original(feats["keypoints"], scale)
+    if "scales" in feats:
+        feats["scales"] = np.asarray(feats["scales"], np.float32) * scale
+    feats["image_size"] = np.array(size, np.int32)
+    return feats
+
+
 @dataclass
 class MatchTimings:
     extract: dict[str, float]  # seconds per image
     match: dict[str, float]  # seconds per pair (pair key)
+    level: dict[str, int] = field(default_factory=dict)  # view-synthesis level reached per pair (views=...)
 
     def seconds(self, pairs: list[tuple[str, str]]) -> tuple[float, float]:
         """(extraction seconds of the images these pairs use, matching seconds of these pairs)."""
@@ -67,6 +78,12 @@ class MatchTimings:
         ext = sum(self.extract.get(n, 0.0) for n in names)
         mat = sum(self.match.get(h5io.names_to_pair(*p), 0.0) for p in pairs)
         return ext, mat
+
+    def pair_cost(self, name0: str, name1: str) -> dict[str, float | int | None]:
+        """Seconds of one pair (both extractions + matching) and the view-synthesis level it reached."""
+        key = h5io.names_to_pair(name0, name1)
+        sec = self.extract.get(name0, 0.0) + self.extract.get(name1, 0.0) + self.match.get(key, 0.0)
+        return {"seconds": round(sec, 4), "level": self.level.get(key)}
 
 
 class CachedPairMatcher:
@@ -104,7 +121,7 @@ class CachedPairMatcher:
 
     # --- timings sidecar (so seconds per pair stay meaningful when results come from the cache)
     def _load_timings(self) -> MatchTimings:
-        t = {"extract": {}, "match": {}}
+        t = {"extract": {}, "match": {}, "level": {}}
         if self.timings_path.exists():
             try:
                 t.update(json.loads(self.timings_path.read_text()))
@@ -116,10 +133,10 @@ class CachedPairMatcher:
                 t["extract"].update(json.loads(ftimes.read_text()))
             except json.JSONDecodeError:
                 pass
-        return MatchTimings(t["extract"], t["match"])
+        return MatchTimings(t["extract"], t["match"], t["level"])
 
     def _save_timings(self) -> None:
-        self.timings_path.write_text(json.dumps({"match": self.timings.match}))
+        self.timings_path.write_text(json.dumps({"match": self.timings.match, "level": self.timings.level}))
         if self.features_path is not None:
             # Features are shared between matchers with one feature_key: so are their extraction times.
             self.features_path.with_suffix(".timings.json").write_text(json.dumps(self.timings.extract))
@@ -140,25 +157,38 @@ class CachedPairMatcher:
         done = h5io.list_h5_names(self.features_path)
         todo = [n for n in names if n not in done]
         for name in tqdm(todo, desc=f"{desc}: extract", leave=False, disable=None if todo else True):
-            image, scale, (w, h) = load_capped(self.root / name, self.max_side)
+            image, scale, size = load_capped(self.root / name, self.max_side)
             t0 = time.perf_counter()
-            feats = dict(self.matcher.extract(image))
+            feats = self.matcher.extract(image)
             self.timings.extract[name] = time.perf_counter() - t0
-            feats["keypoints"] = to_original(feats["keypoints"], scale)
-            if "scales" in feats:
-                feats["scales"] = np.asarray(feats["scales"], np.float32) * scale
-            feats["image_size"] = np.array([w, h], np.int32)
-            h5io.write_features(self.features_path, name, feats)
+            h5io.write_features(self.features_path, name, _in_original(feats, scale, size))
         if todo:
             self._save_timings()
+
+    def _extract_level(self, name: str, level: int) -> dict[str, np.ndarray] | None:
+        """views=auto: the features of one more view level of image `name`, in original pixels."""
+        image, scale, size = load_capped(self.root / name, self.max_side)
+        block = self.matcher.extract_level(image, level)
+        return None if block is None else _in_original(block, scale, size)
+
+    def _save_features(self, name: str, feats: dict[str, np.ndarray]) -> None:
+        h5io.write_features(self.features_path, name, feats)
+        self._lru[name] = feats
 
     def _match_missing_sparse(self, pairs: list[tuple[str, str]], desc: str) -> None:
         done = h5io.list_h5_names(self.matches_path)
         todo = [p for p in pairs if h5io.names_to_pair(*p) not in done and h5io.names_to_pair(*p[::-1]) not in done]
         for n0, n1 in tqdm(todo, desc=f"{desc}: match", leave=False, disable=None if todo else True):
-            f0, f1 = self.features(n0), self.features(n1)
             t0 = time.perf_counter()
-            m0, s0 = self.matcher.match(f0, f1)
+            if getattr(self.matcher, "escalates", False):
+                from ..matchers.views import match_cached
+
+                m0, s0, self.timings.level[h5io.names_to_pair(n0, n1)] = match_cached(
+                    self.matcher, n0, n1, self.features, self._extract_level, self._save_features)
+            else:
+                m0, s0 = self.matcher.match(self.features(n0), self.features(n1))
+                if hasattr(self.matcher, "last_level"):
+                    self.timings.level[h5io.names_to_pair(n0, n1)] = self.matcher.last_level
             self.timings.match[h5io.names_to_pair(n0, n1)] = time.perf_counter() - t0
             h5io.write_matches(self.matches_path, n0, n1, np.asarray(m0), np.asarray(s0))
         if todo:

@@ -18,8 +18,8 @@ from tqdm import tqdm
 from .. import logger
 from ..geometry import estimate_essential, pose_error
 from ..utils.profiling import PeakMemory
-from .common import (BASELINE_MATCHER, build_matcher, cache_dir_for, finish_report, resolve_matcher_names,
-                     unique_names)
+from .common import (BASELINE_MATCHER, build_matcher, cache_dir_for, escalation_summary, finish_report,
+                     levels_text, resolve_matcher_names, unique_names)
 from .datasets import PoseDataset, load_pose_dataset, select_evenly
 from .matching import DEFAULT_MAX_SIDE, CachedPairMatcher
 from .metrics import POSE_THRESHOLDS, auc_percent, mean_ranks, paired_auc_difference
@@ -61,7 +61,8 @@ def evaluate_pose_dataset(ds: PoseDataset, matcher, cache_dir: Path, cfg: PoseEv
         err = max(err_t, err_R)
         errors.append(err)
         records.append({"name0": p.name0, "name1": p.name1, "matches": len(m), "inliers": est.num_inliers,
-                        "err_t": err_t, "err_R": err_R, "err": err, "success": est.success})
+                        "err_t": err_t, "err_R": err_R, "err": err, "success": est.success,
+                        **cpm.timings.pair_cost(p.name0, p.name1)})
     t_ext, t_match = cpm.timings.seconds(pair_names)
     n = len(pairs)
     summary = {
@@ -74,6 +75,7 @@ def evaluate_pose_dataset(ds: PoseDataset, matcher, cache_dir: Path, cfg: PoseEv
         "sec_extract_per_image": round(t_ext / max(len({x for q in pair_names for x in q}), 1), 4),
         "sec_match_per_pair": round(t_match / max(n, 1), 4),
         "sec_estimate_per_pair": round(t_est / max(n, 1), 5),
+        "escalation": escalation_summary(records),
     }
     return {"summary": summary, "pairs": records, "errors": errors}
 
@@ -122,6 +124,7 @@ def run_pose_benchmark(datasets: Sequence[PoseDataset], matcher_names: Sequence[
             entry["sec_per_pair"] = round(sum(d["sec_per_pair"] * d["pairs"] for d in dsum) / max(total_pairs, 1), 4)
             entry["wall_sec"] = round(time.perf_counter() - t0, 2)
             entry["peak_mb"] = round(pm.peak, 1)
+            entry["escalation"] = escalation_summary([r for recs in per_pair[mname].values() for r in recs])
             results["matchers"][mname] = entry
     ranks = mean_ranks({m: {d: v["auc@5"] for d, v in e["datasets"].items()} for m, e in results["matchers"].items()})
     for m, r in ranks.items():
@@ -144,8 +147,9 @@ def pose_tables(results: dict[str, Any]) -> tuple[list[str], list[list[Any]], li
         rows.append([m, "**mean**", e["pairs"], e["mean"]["auc@5"], e["mean"]["auc@10"], e["mean"]["auc@20"], "",
                      f"{e['sec_per_pair']:.3f}"])
         srows.append([m, e["mean"]["auc@5"], e["mean"]["auc@10"], e["mean"]["auc@20"], e.get("mean_rank", "")
-                      , f"{e['sec_per_pair']:.3f}", f"{e['peak_mb']:.0f}", f"{e['wall_sec']:.1f}"])
-    sheader = ["matcher", "mean AUC@5", "mean AUC@10", "mean AUC@20", "mean rank", "s/pair", "peak MB", "wall s"]
+                      , f"{e['sec_per_pair']:.3f}", f"{e['peak_mb']:.0f}", f"{e['wall_sec']:.1f}", levels_text(e)])
+    sheader = ["matcher", "mean AUC@5", "mean AUC@10", "mean AUC@20", "mean rank", "s/pair", "peak MB", "wall s",
+               "pairs per view level (s/pair)"]
     return header, rows, sheader, srows
 
 

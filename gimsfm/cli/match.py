@@ -108,7 +108,9 @@ def match_cmd(
     """Match two images and fit a robust two-view model; writes DIR/matches.json and pictures."""
     from ..bench.matching import load_capped, to_original
     from ..matchers import get_matcher
+    from ..matchers.registry import parse_matcher_spec
 
+    parse_matcher_spec(matcher)  # a bad --matcher (name, weights, options) fails before any image is read
     Ks = [parse_intrinsics(s) for s in (intrinsics or [])]
     if len(Ks) > 2:
         raise InputError("--intrinsics is given at most twice (image 0, image 1)")

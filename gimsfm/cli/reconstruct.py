@@ -71,6 +71,7 @@ def list_matchers_cmd() -> None:
     for entry in list_matchers():
         defaults = {**getattr(entry.factory, "default_conf", {}), **entry.conf}
         options = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "weights" and not isinstance(v, dict))
+        views = ", views=off|auto|asift|T1+T2" if getattr(entry.factory, "sparse", True) else ""
         table.add_row(entry.name, "yes" if entry.available() else "no (weights missing)", entry.description,
-                      options + (", features.*" if "features" in defaults else ""))
+                      options + (", features.*" if "features" in defaults else "") + views)
     console.print(table)

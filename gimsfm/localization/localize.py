@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pycolmap
@@ -23,7 +23,7 @@ from ..sfm.extract import extract_features
 from ..sfm.match import FeatureCache
 from ..sfm.retrieval import extract_global, load_global, top_k
 from ..utils.cameras import read_intrinsics
-from ..utils.h5io import read_features
+from ..utils.h5io import read_features, write_features
 from ..utils.io import exif_focal_px, list_images, read_image
 
 
@@ -109,11 +109,18 @@ def covisibility_clusters(rec: pycolmap.Reconstruction, image_ids: list[int]) ->
 
 
 def _pose_from_cluster(cluster: list[int], rec: pycolmap.Reconstruction, qfeat: dict, db_feats: FeatureCache,
-                       matcher, camera: pycolmap.Camera, focal_known: bool, max_error: float):
+                       matcher, camera: pycolmap.Camera, focal_known: bool, max_error: float,
+                       query_level: Callable[[int], dict | None] | None = None):
+    """`query_level` (views=auto): a missing view level of the query; `qfeat` grows in place when one is
+    added (map features cannot: their keypoints are the model's)."""
     p2d, p3d, origin = [], [], []
     for image_id in cluster:
         image = rec.image(image_id)
-        m0, _ = matcher.match(qfeat, db_feats[image.name])
+        if query_level is not None:
+            m0, _, grown, _, _ = matcher.escalate(qfeat, db_feats[image.name], query_level, None)
+            qfeat.update(grown)
+        else:
+            m0, _ = matcher.match(qfeat, db_feats[image.name])
         for qi in np.where(m0 > -1)[0]:
             pt = image.point2D(int(m0[qi]))
             if pt.has_point3D():
@@ -177,11 +184,18 @@ def localize(map_dir: Path, queries: Path, out_poses: Path, matcher_name: str | 
         idx = top_k(load_global(qglobal, [name]), db_desc, num_db)[0]
         retrieved = [db_names[i] for i in idx]
         best, best_n, best_origin = None, 0, []
+        n_kpts = len(qfeat["keypoints"])
+        query_level = None
+        if getattr(matcher, "escalates", False):
+            def query_level(level: int, name: str = name) -> dict | None:
+                return matcher.extract_level(read_image(image_dir / name), level)
         for cluster in covisibility_clusters(rec, [name_to_id[n] for n in retrieved]):
             ret, n_corr, origin = _pose_from_cluster(cluster, rec, qfeat, db_cache, matcher, camera, focal_known,
-                                                     max_error)
+                                                     max_error, query_level)
             if ret is not None and (best is None or ret["num_inliers"] > best["num_inliers"]):
                 best, best_n, best_origin = ret, n_corr, origin
+        if len(qfeat["keypoints"]) != n_kpts:  # views=auto added query views: keep the indices drawn below valid
+            write_features(qfeats_path, name, qfeat)
         r = QueryResult(name, False, retrieved=retrieved, camera=source, num_correspondences=best_n)
         if best is None or best["num_inliers"] < min_inliers:
             r.num_inliers = 0 if best is None else int(best["num_inliers"])

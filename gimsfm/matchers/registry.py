@@ -49,8 +49,16 @@ def _parse_options(spec: str, base: str, text: str) -> dict[str, Any]:
         if key == "weights" or key == "weights_sha1":
             raise InputError(f"matcher '{spec}': give other weights as NAME:WEIGHTS, not as an option")
         path = key.split(".")
+        if key == "views":  # view synthesis: any sparse matcher (matchers/views.py), checked here
+            from .views import parse_views
+
+            if parse_views(raw, spec)[0] != "off" and not getattr(REGISTRY[base].factory, "sparse", True):
+                raise InputError(f"matcher '{spec}': views need a sparse matcher; '{base}' is detector-free")
+            opts["views"] = raw.strip()
+            continue
         if path[0] not in defaults:
-            raise InputError(f"matcher '{spec}': no option '{path[0]}'; options: {', '.join(sorted(defaults))}")
+            raise InputError(f"matcher '{spec}': no option '{path[0]}'; options: "
+                             f"{', '.join(sorted([*defaults, 'views']))}")
         if len(path) > 1:
             sub = _sub_defaults(path[0], defaults[path[0]])
             if len(path) != 2 or path[1] not in sub:
@@ -120,9 +128,11 @@ def get_matcher(name: str, conf: dict[str, Any] | None = None, device: str = "au
     `NAME:WEIGHTS` (e.g. `sift-lightglue-gim:runs/candidate.pt`, a file from `gimsfm train --export`) is the
     registered learned matcher NAME with other weights: candidates are benchmarked before they are shipped.
     `NAME@KEY=VALUE,...` sets inference options (e.g. `sift-lightglue-gim@filter_threshold=0.2`), so one
-    benchmark run can compare settings side by side.
+    benchmark run can compare settings side by side. `views=auto|asift|T1+T2` (any sparse matcher) adds
+    synthesised views (matchers/views.py).
     """
     base, weights, options = parse_matcher_spec(name)
+    views = options.pop("views", "off")
     entry = REGISTRY[base]
     extra: dict[str, Any] = {}
     if weights:
@@ -131,6 +141,10 @@ def get_matcher(name: str, conf: dict[str, Any] | None = None, device: str = "au
         raise InputError(f"matcher '{name}' is registered but not available (missing weights?)")
     full = _deep_merge(_deep_merge({**entry.conf, **(conf or {})}, options), extra)
     matcher = entry.factory(full, device=device)
+    if views != "off":
+        from .views import wrap_views
+
+        matcher = wrap_views(matcher, views, name)
     matcher.registry_name = name
     return matcher
 

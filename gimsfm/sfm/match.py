@@ -9,7 +9,10 @@ from ..utils.progress import tqdm
 from .. import logger
 from ..errors import InputError
 from ..matchers.base import Matcher
-from ..utils.h5io import list_h5_names, names_to_pair, open_h5, read_features, read_pairs, write_matches
+from ..matchers.views import match_cached
+from ..utils.h5io import (list_h5_names, names_to_pair, open_h5, read_features, read_pairs, write_features,
+                          write_matches)
+from ..utils.io import read_image
 
 
 class FeatureCache:
@@ -23,15 +26,23 @@ class FeatureCache:
             self.items.move_to_end(name)
             return self.items[name]
         feats = read_features(self.path, name)
+        self.put(name, feats)
+        return feats
+
+    def put(self, name: str, feats: dict) -> None:
         self.items[name] = feats
+        self.items.move_to_end(name)
         if len(self.items) > self.size:
             self.items.popitem(last=False)
-        return feats
 
 
 def match_pairs(pairs_path: Path, features_path: Path, matches_path: Path, matcher: Matcher,
-                overwrite: bool = False) -> Path:
-    """Match every pair of `pairs_path` not yet in `matches_path`; returns `matches_path`."""
+                overwrite: bool = False, image_dir: Path | None = None) -> Path:
+    """Match every pair of `pairs_path` not yet in `matches_path`; returns `matches_path`.
+
+    A matcher with views=auto escalates a pair whose plain matches are weak: the view level it needs is
+    extracted from the image in `image_dir` and appended to that image's features in `features_path`.
+    """
     if not matcher.sparse:
         raise InputError(f"matcher '{getattr(matcher, 'registry_name', matcher.name)}' is detector-free; "
                          "reconstruct supports sparse matchers only for now")
@@ -47,8 +58,22 @@ def match_pairs(pairs_path: Path, features_path: Path, matches_path: Path, match
     cache = FeatureCache(features_path)
     with open_h5(matches_path, "a") as f:
         f.attrs["matcher"] = getattr(matcher, "registry_name", matcher.name)
+    levels: dict[int, int] = {}
+
+    def extract_level(name: str, level: int) -> dict | None:
+        return matcher.extract_level(read_image(Path(image_dir) / name), level)
+
+    def save(name: str, feats: dict) -> None:
+        write_features(features_path, name, feats, attrs={"feature_key": matcher.feature_key})
+        cache.put(name, feats)
+
     for a, b in tqdm(todo, desc="matching", unit="pair"):
-        m0, s0 = matcher.match(cache[a], cache[b])
+        if getattr(matcher, "escalates", False) and image_dir is not None:
+            m0, s0, level = match_cached(matcher, a, b, cache.__getitem__, extract_level, save)
+            levels[level] = levels.get(level, 0) + 1
+        else:
+            m0, s0 = matcher.match(cache[a], cache[b])
         write_matches(matches_path, a, b, m0, s0)
-    logger.info("matching: %d pairs matched", len(todo))
+    logger.info("matching: %d pairs matched%s", len(todo), "; pairs per view level: " + ", ".join(
+        f"L{k} {v}" for k, v in sorted(levels.items())) if levels else "")
     return matches_path

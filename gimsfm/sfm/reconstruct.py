@@ -167,7 +167,7 @@ def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = N
                 pairs = make_pairs(good, config.pairs, out / "pairs.txt", features, out / "global.h5",
                                    config.window, config.loop_closure, config.num_matched)
             with timed(timings, "matching"):
-                matches = match_pairs(pairs, features, out / "matches.h5", matcher)
+                matches = match_pairs(pairs, features, out / "matches.h5", matcher, image_dir=image_dir)
             known = read_intrinsics(Path(config.intrinsics)) if config.intrinsics else {}
             with timed(timings, "verification"):
                 ids = database.create_database(out / "database.db", image_dir, good, features,
