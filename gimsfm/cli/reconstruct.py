@@ -72,8 +72,9 @@ def list_matchers_cmd() -> None:
         defaults = {**getattr(entry.factory, "default_conf", {}), **entry.conf}
         options = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "weights" and not isinstance(v, dict))
         available = "yes" if entry.available() else "no (weights missing)"
-        if entry.weights_status:  # e.g. the GIM release models: the file found, or where it was looked for
-            available = f"{'yes' if entry.available() else 'no'}: {entry.weights_status()}"
-        table.add_row(entry.name, escape(available), entry.description,
+        table.add_row(entry.name, available, entry.description,
                       options + (", features.*" if "features" in defaults else ""))
     console.print(table)
+    for entry in list_matchers():  # e.g. the GIM release models: the file found, or where it was looked for
+        if entry.weights_status:
+            console.print(f"{entry.name} weights: {escape(entry.weights_status())}", soft_wrap=True)

@@ -55,7 +55,7 @@ def _parse_options(spec: str, base: str, text: str) -> dict[str, Any]:
         if path[0] not in defaults:
             raise InputError(f"matcher '{spec}': no option '{path[0]}'; options: {', '.join(sorted(defaults))}")
         if len(path) > 1:
-            sub = _sub_defaults(path[0], defaults[path[0]])
+            sub = _sub_defaults(path[0], defaults[path[0]], REGISTRY[base].factory)
             if len(path) != 2 or path[1] not in sub:
                 raise InputError(f"matcher '{spec}': no option '{key}'; {path[0]}.* options: "
                                  f"{', '.join(sorted(sub)) or 'none'}")
@@ -70,7 +70,9 @@ def _parse_options(spec: str, base: str, text: str) -> dict[str, Any]:
     return opts
 
 
-def _sub_defaults(key: str, value: Any) -> dict[str, Any]:
+def _sub_defaults(key: str, value: Any, factory: Any = None) -> dict[str, Any]:
+    if key == "features" and getattr(factory, "feature_defaults", None):  # a matcher with its own detector
+        return dict(factory.feature_defaults)
     if key == "features":  # SIFT matchers: overrides of the shared extractor's settings
         from ..features.sift import SiftExtractor
 
