@@ -45,12 +45,14 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0].split('. ')[0][:160]}" if text else type(exc).__name__
 
 
+# Harmless types gimsfm's own files hold (torch.__version__ in the recorded hardware info is a str subclass).
+SAFE_TYPES: list[Any] = [torch.torch_version.TorchVersion]
+
+
 def _load(source: Path, stubs: list[str] | None = None) -> Any:
-    if not stubs:
-        return torch.load(source, map_location="cpu", weights_only=True)
     opaque = [(type(name.rsplit(".", 1)[-1], (_Opaque,), {"__module__": name.rsplit(".", 1)[0]}), name)
-              for name in stubs]
-    with torch.serialization.safe_globals(opaque):
+              for name in stubs or []]
+    with torch.serialization.safe_globals(SAFE_TYPES + opaque):
         return torch.load(source, map_location="cpu", weights_only=True)
 
 
@@ -78,7 +80,8 @@ def read_torch_file(path: str | Path, what: str = "weights") -> Any:
             if stubs:
                 return _unreadable(path, what, size, exc)
             try:
-                stubs = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+                known = {f"{t.__module__}.{t.__qualname__}" for t in SAFE_TYPES}
+                stubs = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in known]
             except Exception as inner:  # noqa: BLE001 - a corrupt file raises anything here
                 return _unreadable(path, what, size, inner)
             if not stubs:
