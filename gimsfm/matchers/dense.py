@@ -88,7 +88,7 @@ class DenseMatcher(Matcher):
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
         h, w = image.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.torch_device)
+        x = torch.from_numpy(np.array(image, np.uint8)).to(self.torch_device)  # a copy: inputs may be read-only
         x = x.permute(2, 0, 1)[None].float() / 255.0
         if size is not None and tuple(size) != (h, w):
             x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
