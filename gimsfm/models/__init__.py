@@ -41,18 +41,18 @@ def build_model(name: str, conf: dict[str, Any] | None = None) -> nn.Module:
     return MODELS[name](conf or {})
 
 
-def read_exported(path: str | Path, what: str = "weights") -> dict[str, Any]:
+def read_exported(path: str | Path, what: str = "gimsfm weights file") -> dict[str, Any]:
     """An exported gimsfm weights file ({model_name, conf, state_dict, info}), read safely (no code runs);
     InputError (one line) for a missing, truncated, corrupt or foreign file."""
     obj = read_torch_file(path, what)
     if not isinstance(obj, dict) or not {"model_name", "conf", "state_dict"} <= set(obj):
         found = ", ".join(sorted(map(str, obj))[:5]) if isinstance(obj, dict) else type(obj).__name__
-        raise InputError(f"{what} is not a gimsfm weights file (expected model_name, conf, state_dict; found "
+        raise InputError(f"not a {what} (expected model_name, conf, state_dict; found "
                          f"{found or 'nothing'}): {path}")
     return obj
 
 
-def load_exported(path: str | Path, device: str = "cpu", what: str = "weights") -> tuple[nn.Module, dict[str, Any]]:
+def load_exported(path: str | Path, device: str = "cpu", what: str = "gimsfm weights file") -> tuple[nn.Module, dict[str, Any]]:
     """An exported weights file as (model in eval mode on `device`, training info). A file whose tensors do not
     fit the architecture it names is an InputError naming the missing/unexpected/mis-shaped keys."""
     obj = read_exported(path, what)

@@ -112,7 +112,5 @@ def _check_zip(path: Path, what: str, size: int) -> None:
 def _unreadable(path: Path, what: str, size: int, exc: BaseException) -> Any:
     head = path.open("rb").read(4)
     if head[:2] == b"PK" or head[:1] == b"\x80":  # a zip (torch >= 1.6) or legacy pickle file that breaks off
-        kind = "truncated or corrupt"
-    else:
-        kind = "not a torch weights file"
-    raise InputError(f"{what} is {kind} ({size} bytes; {_describe(exc)}): {path}") from None
+        raise InputError(f"{what} is truncated or corrupt ({size} bytes; {_describe(exc)}): {path}") from None
+    raise InputError(f"not a {what} (no torch file; {size} bytes; {_describe(exc)}): {path}") from None

@@ -1,0 +1,376 @@
+"""`gim-lightglue` (GIM's released SuperPoint + LightGlue): parity with the reference implementation on the fake
+checkpoint of ../shared/fixtures/gim_reference, the release-checkpoint loader's errors, and the pipelines.
+
+The fake checkpoint is built at test time with the fixture's own make_fake_ckpt.py (never committed) and loaded
+through `get_matcher("gim-lightglue:PATH")`, the code path a user's file takes. Tolerances are the fixture
+README's. Parity tests print their max differences (`pytest -s`). Runtime on 2 shared CPU cores: about 2-3 min,
+most of it the full-size (2048 x 2048 keypoints) matcher run and the pipeline runs (marked slow).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from gimsfm.errors import InputError
+from gimsfm.matchers.release import (RELEASE_FILES, load_release_state_dict, release_signature,
+                                     resolve_release_weights)
+from helpers import run_cli
+
+DEMO = Path(__file__).resolve().parents[1] / "scenes" / "sacre_coeur" / "images"
+CROP = (slice(96, 160), slice(128, 192))  # the fixture's full-resolution window
+MAXDIFF: dict[str, float] = {}
+
+
+def fixtures_root() -> Path:
+    from gimsfm.bench.suites import data_root
+
+    return data_root().parent / "fixtures" / "gim_reference"
+
+
+@pytest.fixture(scope="module")
+def fx() -> Path:
+    root = fixtures_root()
+    if not (root / "gim_lightglue" / "outputs.npz").is_file():
+        pytest.skip(f"GIM reference fixtures not found at {root}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def ckpt(fx, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gimlg") / RELEASE_FILES["gim-lightglue"]
+    proc = subprocess.run([sys.executable, str(fx / "make_fake_ckpt.py"), str(fx / "gim_lightglue" / "keys.json"),
+                           str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def matcher(ckpt):
+    from gimsfm.matchers import get_matcher
+
+    return get_matcher(f"gim-lightglue:{ckpt}", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def ref(fx):
+    return dict(np.load(fx / "gim_lightglue" / "outputs.npz")), dict(np.load(fx / "inputs.npz"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_max_differences():
+    yield
+    if MAXDIFF:  # shown with `pytest -s`; the README quotes these
+        print("\ngim-lightglue parity, max |ours - reference|:\n" + json.dumps(MAXDIFF, indent=1))
+
+
+def check(name: str, got, want, tol: float, relative: bool = False) -> float:
+    """max |got - want| <= tol (times max|want| when relative); records the difference."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, (name, got.shape, want.shape)
+    d = float(np.abs(got - want).max()) if want.size else 0.0
+    limit = tol * (float(np.abs(want).max()) if relative else 1.0)
+    MAXDIFF[name] = max(MAXDIFF.get(name, 0.0), d)
+    assert d <= limit, f"{name}: max diff {d:.3g} > {limit:.3g}"
+    return d
+
+
+@pytest.fixture(scope="module")
+def detections(matcher, ref):
+    """Each fixture image through SuperPoint, with the intermediate tensors, and in the stored keypoint order."""
+    out, inp = ref
+    result = []
+    with torch.inference_mode():
+        for i in (0, 1):
+            grey = torch.from_numpy(inp[f"image{i}_gray"]).float()[None, None] / 255
+            taps: dict[str, torch.Tensor] = {}
+            pred = matcher.superpoint(grey, taps)
+            kp = pred["keypoints"].numpy() + 0.5  # the reference's +0.5 convention
+            index = {tuple(p): j for j, p in enumerate(kp)}
+            stored = out[f"keypoints{i}"]
+            order = [index.get(tuple(p), -1) for p in stored]  # our row of each stored keypoint
+            result.append({"grey": grey, "taps": taps, "pred": pred, "kp": kp, "order": np.array(order)})
+    return result
+
+
+def test_release_signatures_equal_the_fixture_key_lists(fx):
+    for name, folder in (("gim-lightglue", "gim_lightglue"), ("gim-loftr", "gim_loftr"), ("gim-dkm", "gim_dkm")):
+        keys = json.loads((fx / folder / "keys.json").read_text())["keys"]
+        sig = release_signature(name)
+        assert list(sig) == [e["key"] for e in keys]
+        assert all(sig[e["key"]] == tuple(e["shape"]) for e in keys)
+
+
+def test_superpoint_parity_layer_by_layer(detections, ref):
+    out, _ = ref
+    for i, det in enumerate(detections):
+        taps = det["taps"]
+        check(f"gray{i}_input", det["grey"][0, 0][CROP], out[f"gray{i}_input"], 0)
+        for layer, stride in (("conv1a", 1), ("conv2b", 2), ("conv3b", 4), ("conv4b", 8), ("convDb", 8),
+                              ("convPb", 8)):
+            want = out[f"sp_{layer}_{i}"]
+            r, c = (slice(s.start // stride, s.stop // stride) for s in CROP)
+            check(f"sp_{layer}", taps[layer][0, :want.shape[0], r, c], want, 1e-4, relative=True)
+        for name in ("scores_dense", "scores_nms"):
+            check(f"sp_{name}", taps[name][0][CROP], out[f"sp_{name}_{i}"], 1e-4, relative=True)
+        # Keypoints as sets (near-ties may reorder rows), then everything per keypoint in the stored order.
+        assert (det["order"] >= 0).all(), f"image {i}: {int((det['order'] < 0).sum())} stored keypoints not found"
+        assert len(det["kp"]) == len(out[f"keypoints{i}"]) == 2048
+        o = det["order"]
+        check("keypoint_scores", det["pred"]["scores"].numpy()[o], out[f"keypoint_scores{i}"], 1e-4, relative=True)
+        desc = det["pred"]["descriptors"].numpy()[o]
+        check("descriptors_head", desc[:64], out[f"descriptors{i}_head"], 1e-4, relative=True)
+        check("descriptors_cols", desc[:, :16], out[f"descriptors{i}_cols"], 1e-4, relative=True)
+        # Rows whose order differs must be near-ties of the score (README "Ties").
+        moved = np.nonzero(o != np.arange(len(o)))[0]
+        scores = out[f"keypoint_scores{i}"]
+        assert all(abs(scores[j] - scores[o[j]]) < 1e-6 for j in moved)
+
+
+def test_lightglue_parity_on_the_stored_small_input(matcher, ref):
+    out, _ = ref
+    sizes = [torch.tensor([512.0, 384.0]), torch.tensor([352.0, 416.0])]  # (W, H) of the fixture images
+    kp = [torch.from_numpy(out[f"keypoints{i}"][:64])[None] for i in (0, 1)]
+    desc = [torch.from_numpy(out[f"descriptors{i}_head"])[None] for i in (0, 1)]
+    taps: dict = {}
+    with torch.inference_mode():
+        pred = matcher.lightglue(kp[0], desc[0], sizes[0], kp[1], desc[1], sizes[1], taps)
+    check("small_log_assignment", pred["log_assignment"][0], out["small_log_assignment"], 1e-3)
+    check("small_desc_final", taps["layer8"][0][0], out["small_desc0_final"], 1e-4)
+    check("small_desc_final", taps["layer8"][1][0], out["small_desc1_final"], 1e-4)
+    assert (pred["matches0"][0].numpy() == out["small_matches0"]).all()
+    check("small_matching_scores0 (log)", np.log(pred["matching_scores0"][0].numpy().clip(1e-30)),
+          np.log(out["small_matching_scores0"].clip(1e-30)), 1e-3)
+    for i in (0, 1):  # (cos, sin) of the first head, with the reference's swapped-size centring
+        check("lg_posenc_head", taps[f"posenc{i}"][:, 0, 0], out[f"lg_posenc{i}_head"], 1e-5)
+
+
+@pytest.mark.slow
+def test_full_matcher_parity_on_own_detections(matcher, detections, ref):
+    """The whole pipeline of the fixture: our 2048 keypoints per image (put in the stored order) through the
+    9-layer matcher; per-layer descriptors, the log-assignment, its row/column maxima and the matches."""
+    out, _ = ref
+    sizes = [torch.tensor([512.0, 384.0]), torch.tensor([352.0, 416.0])]
+    args = []
+    for i, det in enumerate(detections):
+        o = torch.from_numpy(det["order"])
+        args += [torch.from_numpy(det["kp"])[o][None], det["pred"]["descriptors"][o][None], sizes[i]]
+    taps: dict = {}
+    with torch.inference_mode():
+        pred = matcher.lightglue(*args, taps=taps)
+    for layer in (0, 4, 8):
+        for i in (0, 1):
+            check(f"lg_layer{layer}_desc_head", taps[f"layer{layer}"][i][0, :64], out[f"lg_layer{layer}_desc{i}_head"],
+                  1e-4)
+    la = pred["log_assignment"][0].numpy()
+    block = la[:-1, :-1]
+    check("log_assignment_head", la[:64, :64], out["log_assignment_head"], 1e-3)
+    check("log_assignment_dustbin", la[:-1, -1], out["log_assignment_dustbin_col"], 1e-3)
+    check("log_assignment_dustbin", la[-1, :-1], out["log_assignment_dustbin_row"], 1e-3)
+    check("log_assignment_rowmax", block.max(1), out["log_assignment_rowmax"], 1e-3)
+    check("log_assignment_colmax", block.max(0), out["log_assignment_colmax"], 1e-3)
+    top2 = np.sort(block, 1)[:, -2:]
+    check("log_assignment_rowgap", top2[:, 1] - top2[:, 0], out["log_assignment_rowgap"], 1e-3)
+    # Arg-maxima: exact wherever the gap between the best two exceeds the observed float error.
+    err = MAXDIFF["log_assignment_rowmax"] * 2 + 1e-6
+    rows = out["log_assignment_rowgap"] > err
+    assert (block.argmax(1)[rows] == out["log_assignment_rowargmax"][rows]).all()
+    colsorted = np.sort(block, 0)
+    cols = colsorted[-1] - colsorted[-2] > err
+    assert (block.argmax(0)[cols] == out["log_assignment_colargmax"][cols]).all()
+    MAXDIFF["colargmax flipped (gap < err)"] = float((block.argmax(0) != out["log_assignment_colargmax"]).sum())
+    # Released threshold: no match (as the reference); threshold 0: the same 2 mutual matches.
+    assert (pred["matches0"][0].numpy() == out["matches0"]).all() and (pred["matches1"][0].numpy() == out["matches1"]).all()
+    from kornia.feature.lightglue import filter_matches
+
+    m0, _, s0, _ = filter_matches(pred["log_assignment"], 0.0)
+    assert (m0[0].numpy() == out["thr0_matches0"]).all()
+    valid = out["thr0_matches0"] > -1
+    assert valid.sum() == 2
+    check("thr0_matching_scores0 (log)", np.log(s0[0].numpy()[valid]), np.log(out["thr0_matching_scores0"][valid]),
+          1e-3)
+
+
+def test_matcher_api_on_the_fixture_images(matcher, detections, ref):
+    """extract() on RGB input: the reference's keypoints, in OpenCV pixel centres (-0.5), descriptors as
+    stored. The RGB->grey conversion differs from libpng's by <= 1 level (README), so scores differ slightly."""
+    out, inp = ref
+    for i in (0, 1):
+        f = matcher.extract(inp[f"image{i}_gray"])  # the reference's grey image: exact keypoints
+        np.testing.assert_array_equal(f["keypoints"] + 0.5, detections[i]["kp"])
+        assert f["descriptors"].shape == (2048, 256) and f["descriptors"].dtype == np.float32
+        assert tuple(f["image_size"]) == inp[f"image{i}_rgb"].shape[1::-1]
+        rgb = matcher.extract(inp[f"image{i}_rgb"])
+        common = len({tuple(p) for p in rgb["keypoints"]} & {tuple(p) for p in f["keypoints"]})
+        assert common > 0.8 * 2048, common
+    assert matcher.feature_key.startswith("gim-superpoint-")
+
+
+def test_small_and_blank_images(matcher):
+    assert len(matcher.extract(np.zeros((12, 12, 3), np.uint8))["keypoints"]) == 0
+    f = matcher.extract(np.full((64, 80), 128, np.uint8))
+    assert f["keypoints"].shape[1] == 2 and f["descriptors"].shape[1] == 256
+    m0, s0 = matcher.match(matcher.extract(np.zeros((12, 12), np.uint8)), f)
+    assert m0.shape == (0,) and s0.shape == (0,)
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def _signature_file(path: Path, name: str, drop: int = 0, extra: bool = False) -> Path:
+    """A checkpoint with `name`'s layout (zeros), `drop` keys fewer and optionally one unknown key."""
+    sd = {k: torch.zeros(shape) for k, shape in release_signature(name).items()}
+    for k in list(sd)[:drop]:
+        del sd[k]
+    if extra:
+        sd["model.unknown.weight"] = torch.zeros(3)
+    torch.save({"state_dict": sd, "epoch": 1}, path)
+    return path
+
+
+def test_bad_checkpoints_name_what_is_wrong(ckpt, tmp_path):
+    blob = ckpt.read_bytes()
+    (tmp_path / "truncated.ckpt").write_bytes(blob[: len(blob) // 3])
+    corrupt = bytearray(blob)
+    corrupt[len(blob) // 2: len(blob) // 2 + 64] = b"\x00" * 64
+    (tmp_path / "corrupt.ckpt").write_bytes(bytes(corrupt))
+    (tmp_path / "text.ckpt").write_text("not a checkpoint\n")
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    torch.save({"state_dict": {"a": 1}}, tmp_path / "notensors.ckpt")
+    cases = {
+        "missing.ckpt": "checkpoint not found",
+        "truncated.ckpt": "truncated or corrupt",
+        "corrupt.ckpt": "fails its checksum",
+        "text.ckpt": "not a gim-lightglue checkpoint (no torch file",
+        "empty.ckpt": "is empty",
+        "notensors.ckpt": "not a checkpoint with a state_dict of tensors",
+        _signature_file(tmp_path / "loftr.ckpt", "gim-loftr").name: "275 keys missing, looks like a gim-loftr checkpoint",
+        _signature_file(tmp_path / "dkm.ckpt", "gim-dkm").name: "looks like a gim-dkm checkpoint",
+        _signature_file(tmp_path / "partial.ckpt", "gim-lightglue", drop=2, extra=True).name:
+            "2 keys missing (superpoint.conv1a.bias, superpoint.conv1a.weight), 1 unexpected (model.unknown.weight)",
+    }
+    sd = {k: torch.zeros(s) for k, s in release_signature("gim-lightglue").items()}
+    sd["model.log_assignment.8.final_proj.weight"] = torch.zeros(256, 128)
+    torch.save(sd, tmp_path / "shape.ckpt")
+    cases["shape.ckpt"] = "1 tensors have the wrong shape (model.log_assignment.8.final_proj.weight (256, 128)"
+    for file, message in cases.items():
+        with pytest.raises(InputError, match=None) as err:
+            load_release_state_dict(tmp_path / file, "gim-lightglue")
+        assert message in str(err.value) and "\n" not in str(err.value), (file, str(err.value))
+    # Through the CLI: one line, exit 2, no traceback.
+    proc = run_cli("match", DEMO / "02928139_3448003521.jpg", DEMO / "03903474_1471484089.jpg", "--out",
+                   tmp_path / "m", "--matcher", f"gim-lightglue:{tmp_path / 'truncated.ckpt'}", check=False)
+    assert proc.returncode == 2 and "truncated or corrupt" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_checkpoint_layouts_accepted(ckpt, tmp_path):
+    """A Lightning checkpoint with pickled configuration objects (read as inert placeholders, nothing runs) and
+    a bare state dict are accepted and give the same tensors."""
+    import argparse
+
+    sd = load_release_state_dict(ckpt, "gim-lightglue")
+    torch.save({"state_dict": sd, "hyper_parameters": argparse.Namespace(lr=1e-4), "epoch": 7},
+               tmp_path / "lightning.ckpt")
+    torch.save(dict(sd), tmp_path / "bare.ckpt")
+    for f in ("lightning.ckpt", "bare.ckpt"):
+        other = load_release_state_dict(tmp_path / f, "gim-lightglue")
+        assert list(other) == list(sd) and all(torch.equal(other[k], sd[k]) for k in sd)
+
+
+def test_weights_found_by_name(ckpt, tmp_path, monkeypatch):
+    from gimsfm.matchers.registry import REGISTRY, list_matchers
+
+    list_matchers()
+    monkeypatch.setenv("GIMSFM_WEIGHTS", str(tmp_path))
+    assert not REGISTRY["gim-lightglue"].available()
+    with pytest.raises(InputError, match=f"looked for {tmp_path / RELEASE_FILES['gim-lightglue']}"):
+        resolve_release_weights("gim-lightglue", None)
+    proc = run_cli("matchers")
+    assert f"gim-lightglue weights: looked for {tmp_path / RELEASE_FILES['gim-lightglue']}" in proc.stdout
+    (tmp_path / RELEASE_FILES["gim-lightglue"]).symlink_to(ckpt)
+    assert REGISTRY["gim-lightglue"].available()
+    assert resolve_release_weights("gim-lightglue", None) == tmp_path / RELEASE_FILES["gim-lightglue"]
+    assert f"gim-lightglue weights: {tmp_path / RELEASE_FILES['gim-lightglue']}" in run_cli("matchers").stdout
+    monkeypatch.delenv("GIMSFM_WEIGHTS")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    from gimsfm.matchers.release import weights_dir
+
+    assert weights_dir() == tmp_path / "cache" / "gimsfm" / "weights"
+
+
+def test_own_weight_files_errors(tmp_path):
+    """The project's own exported weights: a truncated file or a foreign one is one line, exit 2."""
+    from gimsfm.matchers.lightglue import BASE_WEIGHTS
+    from gimsfm.models import load_exported
+
+    blob = BASE_WEIGHTS.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        load_exported(tmp_path / "trunc.pt")
+    obj = torch.load(BASE_WEIGHTS, map_location="cpu", weights_only=False)
+    obj["state_dict"].pop(next(iter(obj["state_dict"])))
+    torch.save(obj, tmp_path / "partial.pt")
+    with pytest.raises(InputError, match="does not fit its model: 1 keys missing"):
+        load_exported(tmp_path / "partial.pt")
+    _signature_file(tmp_path / "gim.ckpt", "gim-lightglue")
+    img = DEMO / "02928139_3448003521.jpg"
+    for f, message in (("trunc.pt", "truncated or corrupt"), ("gim.ckpt", "not a gimsfm weights file")):
+        proc = run_cli("match", img, img, "--out", tmp_path / "m", "--matcher", f"sift-lightglue-base:{tmp_path / f}",
+                       check=False)
+        assert proc.returncode == 2 and message in proc.stderr.strip().splitlines()[-1], proc.stderr
+
+
+# ------------------------------------------------------------------ pipelines (fake weights: form, not quality)
+
+FAST = "@features.max_keypoints=256,features.resize_max=640"
+
+
+def test_match_cli(ckpt, tmp_path):
+    img0, img1 = DEMO / "02928139_3448003521.jpg", DEMO / "03903474_1471484089.jpg"
+    run_cli("match", img0, img1, "--out", tmp_path / "m", "--matcher", f"gim-lightglue:{ckpt}{FAST},filter_threshold=0")
+    res = json.loads((tmp_path / "m" / "matches.json").read_text())
+    assert res["matcher"].startswith("gim-lightglue:")
+    k0, k1 = np.array(res["kpts0"]).reshape(-1, 2), np.array(res["kpts1"]).reshape(-1, 2)
+    assert len(k0) == len(k1) == len(res["scores"]) == res["num_matches"] > 0  # threshold 0: mutual NN
+    assert (k0 >= -0.5).all() and (k0[:, 0] < res["image_size0"][0]).all() and (k0[:, 1] < res["image_size0"][1]).all()
+
+
+@pytest.mark.slow
+def test_reconstruct_and_localize_cli(ckpt, tmp_path):
+    """reconstruct on 3 demo images: features.h5 / matches.h5 in hloc's layout with SuperPoint features; with
+    fake weights the mapping may fail, which must be the clean ReconstructionError. localize runs on a map
+    built by sift-nn with gim-lightglue features for the query."""
+    images = tmp_path / "images"
+    images.mkdir()
+    names = sorted(p.name for p in DEMO.iterdir())[:3]
+    for n in names:
+        (images / n).write_bytes((DEMO / n).read_bytes())
+    spec = f"gim-lightglue:{ckpt}{FAST},filter_threshold=0"
+    proc = run_cli("reconstruct", images, "--out", tmp_path / "rec", "--matcher", spec, "--max-keypoints", 256,
+                   "--resize-max", 640, check=False)
+    assert proc.returncode in (0, 4), proc.stderr
+    with h5py.File(tmp_path / "rec" / "features.h5") as f:
+        assert sorted(f) == names and f.attrs["feature_key"].startswith("gim-superpoint-")
+        g = f[names[0]]
+        n = g["keypoints"].shape[0]
+        assert 0 < n <= 256 and g["keypoints"].shape == (n, 2) and g["descriptors"].shape == (256, n)
+        assert g["scores"].shape == (n,) and tuple(g["image_size"][()]) == (780, 1063)
+    with h5py.File(tmp_path / "rec" / "matches.h5") as f:
+        pairs = [p for p in f]
+        assert len(pairs) == 3 and all(f[p]["matches0"].dtype == np.int32 for p in pairs)
+    # localize: a query against a map (here built with the same fake matcher only if mapping succeeded).
+    if proc.returncode == 0:
+        q = tmp_path / "q"
+        q.mkdir()
+        (q / "query.jpg").write_bytes((DEMO / sorted(p.name for p in DEMO.iterdir())[5]).read_bytes())
+        loc = run_cli("localize", "--map", tmp_path / "rec", "--queries", q, "--out", tmp_path / "poses.txt",
+                      "--matcher", spec, check=False)
+        assert loc.returncode == 0, loc.stderr
+        log = json.loads((tmp_path / "poses_log.json").read_text())
+        assert [e["name"] for e in log] == ["query.jpg"]
