@@ -9,8 +9,6 @@ most of it the full-size (2048 x 2048 keypoints) matcher run and the pipeline ru
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -21,34 +19,22 @@ import torch
 from gimsfm.errors import InputError
 from gimsfm.matchers.release import (RELEASE_FILES, load_release_state_dict, release_signature,
                                      resolve_release_weights)
-from helpers import run_cli
+from helpers import fake_release_checkpoint, gim_fixture, run_cli
 
 DEMO = Path(__file__).resolve().parents[1] / "scenes" / "sacre_coeur" / "images"
 CROP = (slice(96, 160), slice(128, 192))  # the fixture's full-resolution window
 MAXDIFF: dict[str, float] = {}
 
 
-def fixtures_root() -> Path:
-    from gimsfm.bench.suites import data_root
-
-    return data_root().parent / "fixtures" / "gim_reference"
-
-
 @pytest.fixture(scope="module")
 def fx() -> Path:
-    root = fixtures_root()
-    if not (root / "gim_lightglue" / "outputs.npz").is_file():
-        pytest.skip(f"GIM reference fixtures not found at {root}")
-    return root
+    return gim_fixture("gim_lightglue")
 
 
 @pytest.fixture(scope="module")
 def ckpt(fx, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gimlg") / RELEASE_FILES["gim-lightglue"]
-    proc = subprocess.run([sys.executable, str(fx / "make_fake_ckpt.py"), str(fx / "gim_lightglue" / "keys.json"),
-                           str(out)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out
+    return fake_release_checkpoint(fx, "gim_lightglue", out)
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +172,8 @@ def test_full_matcher_parity_on_own_detections(matcher, detections, ref):
     assert (block.argmax(0)[cols] == out["log_assignment_colargmax"][cols]).all()
     MAXDIFF["colargmax flipped (gap < err)"] = float((block.argmax(0) != out["log_assignment_colargmax"]).sum())
     # Released threshold: no match (as the reference); threshold 0: the same 2 mutual matches.
-    assert (pred["matches0"][0].numpy() == out["matches0"]).all() and (pred["matches1"][0].numpy() == out["matches1"]).all()
+    assert (pred["matches0"][0].numpy() == out["matches0"]).all()
+    assert (pred["matches1"][0].numpy() == out["matches1"]).all()
     from kornia.feature.lightglue import filter_matches
 
     m0, _, s0, _ = filter_matches(pred["log_assignment"], 0.0)
@@ -220,6 +207,28 @@ def test_small_and_blank_images(matcher):
     assert m0.shape == (0,) and s0.shape == (0,)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_runs_the_same_code(ckpt, matcher, ref):
+    """--device cuda: the same modules on the GPU give the reference's outputs (cuDNN may use TF32 convolutions,
+    so keypoints are compared as sets with a margin)."""
+    from gimsfm.matchers import get_matcher
+
+    out, inp = ref
+    gpu = get_matcher(f"gim-lightglue:{ckpt}", device="cuda")
+    assert next(gpu.lightglue.parameters()).is_cuda and next(gpu.superpoint.parameters()).is_cuda
+    f_gpu, f_cpu = gpu.extract(inp["image0_gray"]), matcher.extract(inp["image0_gray"])
+    common = len({tuple(p) for p in f_gpu["keypoints"]} & {tuple(p) for p in f_cpu["keypoints"]})
+    assert common > 0.95 * len(f_cpu["keypoints"]), common
+    sizes = [torch.tensor([512.0, 384.0]).cuda(), torch.tensor([352.0, 416.0]).cuda()]
+    kp = [torch.from_numpy(out[f"keypoints{i}"][:64])[None].cuda() for i in (0, 1)]
+    desc = [torch.from_numpy(out[f"descriptors{i}_head"])[None].cuda() for i in (0, 1)]
+    with torch.inference_mode():
+        pred = gpu.lightglue(kp[0], desc[0], sizes[0], kp[1], desc[1], sizes[1])
+    check("cuda small_log_assignment", pred["log_assignment"][0].cpu(), out["small_log_assignment"], 1e-2)
+    m0, s0 = gpu.match(f_gpu, gpu.extract(inp["image1_gray"]))
+    assert m0.shape == (len(f_gpu["keypoints"]),) and s0.dtype == np.float32
+
+
 # ------------------------------------------------------------------ checkpoints
 
 
@@ -250,7 +259,8 @@ def test_bad_checkpoints_name_what_is_wrong(ckpt, tmp_path):
         "text.ckpt": "not a gim-lightglue checkpoint (no torch file",
         "empty.ckpt": "is empty",
         "notensors.ckpt": "not a checkpoint with a state_dict of tensors",
-        _signature_file(tmp_path / "loftr.ckpt", "gim-loftr").name: "275 keys missing, looks like a gim-loftr checkpoint",
+        _signature_file(tmp_path / "loftr.ckpt", "gim-loftr").name:
+            "275 keys missing, looks like a gim-loftr checkpoint",
         _signature_file(tmp_path / "dkm.ckpt", "gim-dkm").name: "looks like a gim-dkm checkpoint",
         _signature_file(tmp_path / "partial.ckpt", "gim-lightglue", drop=2, extra=True).name:
             "2 keys missing (superpoint.conv1a.bias, superpoint.conv1a.weight), 1 unexpected (model.unknown.weight)",
@@ -342,10 +352,9 @@ def test_match_cli(ckpt, tmp_path):
 
 
 @pytest.mark.slow
-def test_reconstruct_and_localize_cli(ckpt, tmp_path):
-    """reconstruct on 3 demo images: features.h5 / matches.h5 in hloc's layout with SuperPoint features; with
-    fake weights the mapping may fail, which must be the clean ReconstructionError. localize runs on a map
-    built by sift-nn with gim-lightglue features for the query."""
+def test_reconstruct_cli(ckpt, tmp_path):
+    """reconstruct on 3 demo images: features.h5 / matches.h5 in hloc's layout with SuperPoint features. Fake
+    weights give (almost) no matches, so mapping fails, and must fail with the clean ReconstructionError."""
     images = tmp_path / "images"
     images.mkdir()
     names = sorted(p.name for p in DEMO.iterdir())[:3]
@@ -364,13 +373,80 @@ def test_reconstruct_and_localize_cli(ckpt, tmp_path):
     with h5py.File(tmp_path / "rec" / "matches.h5") as f:
         pairs = [p for p in f]
         assert len(pairs) == 3 and all(f[p]["matches0"].dtype == np.int32 for p in pairs)
-    # localize: a query against a map (here built with the same fake matcher only if mapping succeeded).
-    if proc.returncode == 0:
-        q = tmp_path / "q"
-        q.mkdir()
-        (q / "query.jpg").write_bytes((DEMO / sorted(p.name for p in DEMO.iterdir())[5]).read_bytes())
-        loc = run_cli("localize", "--map", tmp_path / "rec", "--queries", q, "--out", tmp_path / "poses.txt",
-                      "--matcher", spec, check=False)
-        assert loc.returncode == 0, loc.stderr
-        log = json.loads((tmp_path / "poses_log.json").read_text())
-        assert [e["name"] for e in log] == ["query.jpg"]
+
+
+def _superpoint_map(matcher, spec: str, sift_map: Path, out: Path) -> Path:
+    """A map for `spec` made from a real map (SIFT): the same model and keypoints, with gim-lightglue's
+    SuperPoint descriptors sampled at them. Fake weights cannot build a map themselves (no matches)."""
+    import shutil
+
+    import cv2
+
+    from gimsfm.models.superpoint import sample_descriptors_legacy
+    from gimsfm.matchers.gim_lightglue import network_size
+    from gimsfm.utils.io import read_image
+
+    shutil.copytree(sift_map, out)
+    run = json.loads((out / "run.json").read_text())
+    run["config"]["matcher"] = spec
+    run["config"]["max_keypoints"] = 512  # query keypoints: keeps the test's LightGlue runs small
+    (out / "run.json").write_text(json.dumps(run))
+    with h5py.File(out / "features.h5", "a") as f:
+        f.attrs["feature_key"] = matcher.feature_key
+        for name in f:
+            image = read_image(Path(run["image_dir"]) / name, grayscale=True)
+            h, w = image.shape
+            wn, hn = network_size(w, h, matcher.conf["features"]["resize_max"])
+            x = torch.from_numpy(cv2.resize(image, (wn, hn), interpolation=cv2.INTER_AREA)).float()[None, None] / 255
+            kp = f[name]["keypoints"][()]
+            with torch.inference_mode():
+                _, dense = matcher.superpoint.dense(x)
+                desc = sample_descriptors_legacy(torch.from_numpy((kp + 0.5) * [wn / w, hn / h] - 0.5).float(),
+                                                 dense[0])
+            del f[name]["descriptors"]
+            f[name].create_dataset("descriptors", data=desc.numpy().T)
+    return out
+
+
+@pytest.mark.slow
+def test_localize_cli(matcher, ckpt, tmp_path):
+    """localize end to end with gim-lightglue: query features, retrieval, matching against the map images,
+    2D-3D pose; fake weights cannot localise anything, so every query must fail cleanly and be logged."""
+    names = sorted(p.name for p in DEMO.iterdir())
+    (tmp_path / "map_images").mkdir()
+    for n in names[:8]:
+        (tmp_path / "map_images" / n).write_bytes((DEMO / n).read_bytes())
+    run_cli("reconstruct", tmp_path / "map_images", "--out", tmp_path / "sift_map")  # sift-lightglue-gim, 2048 kp
+    spec = f"gim-lightglue:{ckpt}"
+    _superpoint_map(matcher, spec, tmp_path / "sift_map", tmp_path / "map")
+    q = tmp_path / "q"
+    q.mkdir()
+    (q / names[8]).write_bytes((DEMO / names[8]).read_bytes())
+    run_cli("localize", "--map", tmp_path / "map", "--queries", q, "--out", tmp_path / "poses.txt",
+            "--matcher", spec, "--num-db", 2)
+    log = json.loads((tmp_path / "poses_log.json").read_text())
+    assert [e["name"] for e in log] == [names[8]]
+    for e in log:
+        assert len(e["retrieved"]) > 0 and (e["success"] or e["reason"].startswith("too few 2D-3D inliers")), e
+    lines = (tmp_path / "poses.txt").read_text().splitlines()
+    assert len(lines) == sum(e["success"] for e in log) and all(len(ln.split()) == 8 for ln in lines)
+    with h5py.File(tmp_path / "poses_work" / "query_features.h5") as f:
+        assert f.attrs["feature_key"] == matcher.feature_key and f[names[8]]["descriptors"].shape[0] == 256
+
+
+@pytest.mark.slow
+def test_bench_zeb_cli(ckpt, tmp_path):
+    from gimsfm.bench.suites import data_root
+
+    data = data_root() / "pose" / "middlebury_temple"
+    if not (data / "pairs.txt").is_file():
+        pytest.skip(f"pose data not found at {data}")
+    spec = f"gim-lightglue:{ckpt}"
+    run_cli("bench", "zeb", "--data", data, "--matcher", spec, "--max-pairs", 2, "--max-side", 640,
+            "--max-keypoints", 256, "--no-baseline", "--out", tmp_path / "zeb")
+    res = json.loads((tmp_path / "zeb" / "results.json").read_text())
+    r = res["matchers"][spec]
+    assert r["pairs"] == 2 and set(r["mean"]) == {"auc@5", "auc@10", "auc@20"}
+    assert r["datasets"]["middlebury_temple"]["sec_match_per_pair"] > 0 and res["peak_mb"] > 0
+    per_pair = json.loads((tmp_path / "zeb" / "per_pair.json").read_text())[spec]["middlebury_temple"]
+    assert len(per_pair) == 2 and all({"matches", "inliers", "err"} <= set(p) for p in per_pair)

@@ -52,7 +52,8 @@ def read_exported(path: str | Path, what: str = "gimsfm weights file") -> dict[s
     return obj
 
 
-def load_exported(path: str | Path, device: str = "cpu", what: str = "gimsfm weights file") -> tuple[nn.Module, dict[str, Any]]:
+def load_exported(path: str | Path, device: str = "cpu",
+                  what: str = "gimsfm weights file") -> tuple[nn.Module, dict[str, Any]]:
     """An exported weights file as (model in eval mode on `device`, training info). A file whose tensors do not
     fit the architecture it names is an InputError naming the missing/unexpected/mis-shaped keys."""
     obj = read_exported(path, what)
