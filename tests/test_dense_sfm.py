@@ -32,13 +32,33 @@ class SiftAsDense(DenseMatcher):
         super().__init__(conf, device)
         from gimsfm.matchers import get_matcher
 
-        self.sift = get_matcher("sift-nn@features.max_keypoints=2048")
+        self.sift = get_matcher("sift-nn@features.max_keypoints=8192")
+        self.cache: dict[int, dict] = {}  # features per image: each is extracted once
+
+    def features(self, image: np.ndarray) -> tuple[int, dict]:
+        key = zlib.crc32(np.ascontiguousarray(image[::7, ::7]).tobytes())
+        if key not in self.cache:
+            self.cache[key] = self.sift.extract(image)
+        return key, self.cache[key]
 
     def match_pair(self, image0, image1):
-        pm = self.sift.match_images(image0, image1)
-        rng = np.random.default_rng(zlib.crc32(image0[::97, ::89].tobytes() + image1[::97, ::89].tobytes()))
+        (k0, f0), (k1, f1) = self.features(image0), self.features(image1)
+        pm = self.sift.pair_from_features(f0, f1)
+        rng = np.random.default_rng([k0, k1])
         jitter = rng.normal(0, 0.3, (2, len(pm), 2)).astype(np.float32)
         return PairMatches(pm.kpts0 + jitter[0], pm.kpts1 + jitter[1], pm.scores)
+
+
+def scene(tmp_path: Path, n_map: int) -> tuple[list[Path], Path, Path]:
+    """(demo photos, folder linking the first n_map, folder linking the last one as the query)."""
+    photos = sorted(DEMO.iterdir())
+    images, queries = tmp_path / "images", tmp_path / "queries"
+    images.mkdir()
+    queries.mkdir()
+    for p in photos[:n_map]:
+        (images / p.name).symlink_to(p)
+    (queries / photos[-1].name).symlink_to(photos[-1])
+    return photos, images, queries
 
 
 @pytest.fixture(scope="module")
@@ -109,70 +129,64 @@ def test_merge_on_a_real_triplet(registered, tmp_path):
         assert (f["keypoints"] > -1).all() and (f["keypoints"][:, 0] < w).all() and (f["keypoints"][:, 1] < h).all()
 
 
-@pytest.mark.slow
-def test_reconstruct_and_localize_through_the_dense_path(registered, tmp_path):
-    from gimsfm.localization.localize import localize
+@pytest.fixture(scope="module")
+def dense_map(registered, tmp_path_factory) -> tuple[Path, dict, Path, list[Path]]:
+    """A map of 6 demo photos built through the dense path (the 10th photo is the query)."""
     from gimsfm.sfm.reconstruct import ReconstructConfig, reconstruct
 
-    photos = sorted(DEMO.iterdir())
-    images, queries = tmp_path / "images", tmp_path / "queries"
-    images.mkdir()
-    queries.mkdir()
-    for p in photos[:5]:
-        (images / p.name).symlink_to(p)
-    (queries / photos[5].name).symlink_to(photos[5])
-    summary = json.loads(reconstruct(images, tmp_path / "map", ReconstructConfig(matcher=NAME), device="cpu")
-                         .read_text())
+    root = tmp_path_factory.mktemp("densemap")
+    photos, images, queries = scene(root, 6)
+    summary = json.loads(reconstruct(images, root / "map", ReconstructConfig(matcher=NAME), device="cpu").read_text())
+    return root / "map", summary, queries, photos
+
+
+@pytest.mark.slow
+def test_reconstruct_and_localize_through_the_dense_path(dense_map, tmp_path):
+    from gimsfm.localization.localize import localize
+
+    map_dir, summary, queries, photos = dense_map
     d = summary["dense_keypoints"]
     print(json.dumps(d), summary["num_registered"], summary["num_points3D"])
-    assert summary["status"] == "ok" and summary["num_registered"] >= 4
+    assert summary["status"] == "ok" and summary["num_registered"] >= 5
     assert d["keypoints"] + d["keypoints_merged"] == d["matched_points"] and d["keypoints_merged"] > 0
     assert summary["mean_reprojection_error"] < 2.0
-    assert len(list_h5_names(tmp_path / "map" / "matches.h5")) == 10
-
-    _, results = localize(tmp_path / "map", queries, tmp_path / "poses.txt", device="cpu")
+    assert len(list_h5_names(map_dir / "matches.h5")) == 15
+    _, results = localize(map_dir, queries, tmp_path / "poses.txt", device="cpu")
+    print(results[0])
     assert [r.success for r in results] == [True], results[0].reason
     assert results[0].num_inliers >= 30
-    assert (tmp_path / "poses.txt").read_text().split()[0] == photos[5].name
-    q = read_features(tmp_path / "poses_work" / "query_features.h5", photos[5].name)
-    assert len(q["keypoints"]) > 0 and tuple(q["image_size"]) == read_image(photos[5]).shape[1::-1]
+    assert (tmp_path / "poses.txt").read_text().split()[0] == photos[-1].name
+    q = read_features(tmp_path / "poses_work" / "query_features.h5", photos[-1].name)
+    assert len(q["keypoints"]) > 0 and tuple(q["image_size"]) == read_image(photos[-1]).shape[1::-1]
 
 
 @pytest.mark.slow
-def test_gim_loftr_localize_on_a_dense_map(registered, tmp_path):
+def test_gim_loftr_localize_on_a_dense_map(dense_map, tmp_path):
     """`gimsfm localize` with gim-loftr on the fake checkpoint runs end to end and reports every query (a map
     cannot be built with fake weights, so the dense map of the SIFT-as-dense matcher stands in for one)."""
+    import subprocess
+    import sys
+
     from helpers import run_cli
     from test_gim_loftr import fixtures_root
-
-    from gimsfm.sfm.reconstruct import ReconstructConfig, reconstruct
 
     fx = fixtures_root()
     if not (fx / "gim_loftr" / "keys.json").is_file():
         pytest.skip("GIM reference fixtures not found")
-    import subprocess
-    import sys
-
     ckpt = tmp_path / "gim_loftr_50h.ckpt"
     subprocess.run([sys.executable, str(fx / "make_fake_ckpt.py"), str(fx / "gim_loftr" / "keys.json"), str(ckpt)],
                    check=True, capture_output=True)
-    photos = sorted(DEMO.iterdir())
-    images, queries = tmp_path / "images", tmp_path / "queries"
-    images.mkdir()
-    queries.mkdir()
-    for p in photos[:3]:
-        (images / p.name).symlink_to(p)
-    (queries / photos[5].name).symlink_to(photos[5])
-    reconstruct(images, tmp_path / "map", ReconstructConfig(matcher=NAME, mapping_attempts=1), device="cpu")
-    spec = f"gim-loftr:{ckpt}@resize=160,certainty_threshold=0"
-    run = json.loads((tmp_path / "map" / "run.json").read_text())
-    run["config"]["matcher"] = spec
-    (tmp_path / "map" / "run.json").write_text(json.dumps(run))
-    proc = run_cli("localize", "--map", tmp_path / "map", "--queries", queries, "--out", tmp_path / "poses.txt",
+    map_dir = tmp_path / "map"
+    shutil.copytree(dense_map[0], map_dir)
+    queries, photos = dense_map[2], dense_map[3]
+    run = json.loads((map_dir / "run.json").read_text())
+    run["config"]["matcher"] = f"gim-loftr:{ckpt}@resize=160,certainty_threshold=0"
+    (map_dir / "run.json").write_text(json.dumps(run))
+    proc = run_cli("localize", "--map", map_dir, "--queries", queries, "--out", tmp_path / "poses.txt",
                    "--num-db", "2", "--device", "cpu", check=False)
-    assert proc.returncode in (0, 4), proc.stderr[-800:]
+    assert proc.returncode == 0, proc.stderr[-800:]
     log = json.loads((tmp_path / "poses_log.json").read_text())
-    assert [e["name"] for e in log] == [photos[5].name] and len(log[0]["retrieved"]) == 2
-    q = read_features(tmp_path / "poses_work" / "query_features.h5", photos[5].name)
+    assert [e["name"] for e in log] == [photos[-1].name] and len(log[0]["retrieved"]) == 2
+    assert log[0]["success"] or "inliers" in log[0]["reason"]
+    q = read_features(tmp_path / "poses_work" / "query_features.h5", photos[-1].name)
     assert q["keypoints"].ndim == 2 and q["keypoints"].shape[1] == 2
-    shutil.rmtree(tmp_path / "map")
