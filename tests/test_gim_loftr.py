@@ -198,10 +198,18 @@ def test_pipelines_run_on_the_fake_checkpoint(ckpt, tmp_path):
     d = summary["dense_keypoints"]
     assert d["matched_points"] == 2 * d["raw_matches"] > 0 and d["keypoints"] + d["keypoints_merged"] == \
         d["matched_points"]
-    with h5py.File(tmp_path / "rec" / "features.h5") as f, h5py.File(tmp_path / "rec" / "matches.h5") as m:
+    with h5py.File(tmp_path / "rec" / "features.h5") as f:
         assert set(f) == {p.name for p in images.iterdir()}
         assert sum(len(f[n]["keypoints"]) for n in f) == d["keypoints"]
-        assert len(m) == 3
+    from gimsfm.utils.h5io import list_h5_names, read_features, read_matches
+
+    names = sorted(p.name for p in images.iterdir())
+    assert len(list_h5_names(tmp_path / "rec" / "matches.h5")) == 3
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            idx, _ = read_matches(tmp_path / "rec" / "matches.h5", a, b)
+            for col, n in ((0, a), (1, b)):
+                assert idx[:, col].max(initial=-1) < len(read_features(tmp_path / "rec" / "features.h5", n)["keypoints"])
 
     from gimsfm.bench.suites import data_root
 
@@ -210,3 +218,23 @@ def test_pipelines_run_on_the_fake_checkpoint(ckpt, tmp_path):
             "--no-baseline", "--max-pairs", "2", "--out", zeb)
     res = json.loads((zeb / "results.json").read_text())
     print(json.dumps(res)[:600])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_gives_the_cpu_matches(ckpt, inputs, ref):
+    """`--device cuda` runs the same code on the GPU (TF32 off: parity, not speed, is checked here)."""
+    from gimsfm.matchers import get_matcher
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    gpu = get_matcher(f"gim-loftr:{ckpt}@resize=0,certainty_threshold=0", device="cuda")
+    pm = gpu.match_images(inputs["image0_rgb"], inputs["image1_rgb"])
+    order, mine = np.lexsort(ref["thr0_mkpts0_f"].T[::-1]), np.lexsort(pm.kpts0.T[::-1])
+    close("cuda_thr0_mkpts1_f", pm.kpts1[mine], ref["thr0_mkpts1_f"][order], 1e-4)
+    close("cuda_thr0_mconf", pm.scores[mine], ref["thr0_mconf"][order], 1e-3)
+
+
+def test_oversized_images_are_refused_in_one_line(matcher):
+    from gimsfm.errors import InputError
+
+    with pytest.raises(InputError, match="resize=640"):
+        matcher._check_memory((8000, 6000), (8000, 6000))

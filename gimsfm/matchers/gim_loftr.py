@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..models.loftr import GimLoFTR
 from .base import PairMatches
 from .dense import DenseMatcher
@@ -55,9 +56,28 @@ class GimLoFTRMatcher(DenseMatcher):
         self.model.eval().to(self.torch_device)
 
     def match_pair(self, image0: np.ndarray, image1: np.ndarray) -> PairMatches:
-        x0, s0 = self.to_tensor(image0, self.model_size(*image0.shape[:2], 8))
-        x1, s1 = self.to_tensor(image1, self.model_size(*image1.shape[:2], 8))
+        size0, size1 = self.model_size(*image0.shape[:2], 8), self.model_size(*image1.shape[:2], 8)
+        self._check_memory(size0, size1)
+        x0, s0 = self.to_tensor(image0, size0)
+        x1, s1 = self.to_tensor(image1, size1)
         with torch.inference_mode():
             out = self.model(x0, x1, thr=float(self.conf["certainty_threshold"]))
         return PairMatches(self.to_original(out["mkpts0_f"], s0), self.to_original(out["mkpts1_f"], s1),
                            out["mconf"].float().cpu().numpy())
+
+    def _check_memory(self, size0: tuple[int, int], size1: tuple[int, int]) -> None:
+        """The coarse confidence matrix (1/8-resolution cells of one image x the other's; similarity and both
+        softmaxes alive at once) is what grows with the 4th power of the side: refuse, in one line, a size
+        that cannot fit instead of being killed by the OS."""
+        import psutil
+
+        cells = (size0[0] // 8) * (size0[1] // 8) * (size1[0] // 8) * (size1[1] // 8)
+        need = 3 * 4 * cells
+        if self.torch_device.type == "cuda":
+            free = torch.cuda.mem_get_info(self.torch_device)[0]
+        else:
+            free = psutil.virtual_memory().available
+        if need > 0.8 * free:
+            raise InputError(f"{NAME}: images of {size0[1]}x{size0[0]} and {size1[1]}x{size1[0]} px need about "
+                             f"{need / 2**30:.1f} GiB for LoFTR's coarse matrix ({free / 2**30:.1f} GiB free); "
+                             f"use --matcher {NAME}@resize=640 or smaller")
