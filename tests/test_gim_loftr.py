@@ -147,6 +147,15 @@ def test_end_to_end_through_the_matcher(matcher, inputs, ref):
     assert len(released.match_images(inputs["image0_rgb"], inputs["image1_rgb"])) == len(ref["real_mconf"]) == 0
 
 
+def test_found_by_name_in_the_weights_folder(ckpt, monkeypatch):
+    from gimsfm.matchers import get_matcher
+    from gimsfm.matchers.registry import REGISTRY
+
+    monkeypatch.setenv("GIMSFM_WEIGHTS", str(ckpt.parent))
+    assert REGISTRY["gim-loftr"].available()
+    assert get_matcher("gim-loftr", device="cpu").conf["weights"] == str(ckpt)
+
+
 def test_checkpoint_layouts_load_the_same(ckpt, tmp_path):
     """A bare state dict and the `matcher.` prefix some exports use load like the release layout."""
     from gimsfm.matchers import get_matcher

@@ -38,8 +38,8 @@ def file_sha1(path: Path, chunk: int = 1 << 22) -> str:
 class GimLoFTRMatcher(DenseMatcher):
     default_conf: dict[str, Any] = {
         **DenseMatcher.default_conf,
-        # Long side 640: ~1.3 GB peak and a few seconds per pair on 2 CPU cores; the coarse confidence matrix
-        # grows with the 4th power of the side (resize=480 for low-memory machines, 0 = native size).
+        # Long side 640: ~1.1 GB peak RSS per process on CPU (README: measured cost). The coarse confidence
+        # matrix grows with the 4th power of the side: resize=480 / 320 bound memory, 0 = native size (GIM's demo).
         "resize": 640,
         "certainty_threshold": 0.2,  # GIM's coarse threshold
         "num_samples": 0,  # all mutual-nearest coarse matches (typically a few thousand)
