@@ -303,6 +303,9 @@ def test_weights_found_by_name(ckpt, tmp_path, monkeypatch):
         resolve_release_weights("gim-lightglue", None)
     proc = run_cli("matchers")
     assert f"gim-lightglue weights: looked for {tmp_path / RELEASE_FILES['gim-lightglue']}" in proc.stdout
+    img = DEMO / "02928139_3448003521.jpg"
+    proc = run_cli("match", img, img, "--out", tmp_path / "m", "--matcher", "gim-lightglue", check=False)
+    assert proc.returncode == 2 and "not available (looked for" in proc.stderr.strip().splitlines()[-1]
     (tmp_path / RELEASE_FILES["gim-lightglue"]).symlink_to(ckpt)
     assert REGISTRY["gim-lightglue"].available()
     assert resolve_release_weights("gim-lightglue", None) == tmp_path / RELEASE_FILES["gim-lightglue"]
@@ -416,7 +419,9 @@ def test_localize_cli(matcher, ckpt, tmp_path):
     (tmp_path / "map_images").mkdir()
     for n in names[:8]:
         (tmp_path / "map_images" / n).write_bytes((DEMO / n).read_bytes())
-    run_cli("reconstruct", tmp_path / "map_images", "--out", tmp_path / "sift_map")  # sift-lightglue-gim, 2048 kp
+    # A small real map (any registered subset will do), cheap to build and to match against.
+    run_cli("reconstruct", tmp_path / "map_images", "--out", tmp_path / "sift_map", "--matcher", "sift-nn",
+            "--max-keypoints", 2048)
     spec = f"gim-lightglue:{ckpt}"
     _superpoint_map(matcher, spec, tmp_path / "sift_map", tmp_path / "map")
     q = tmp_path / "q"
