@@ -149,10 +149,10 @@ def test_end_to_end_through_the_matcher(matcher, inputs, ref):
 
 def test_found_by_name_in_the_weights_folder(ckpt, monkeypatch):
     from gimsfm.matchers import get_matcher
-    from gimsfm.matchers.registry import REGISTRY
+    from gimsfm.matchers.registry import list_matchers
 
     monkeypatch.setenv("GIMSFM_WEIGHTS", str(ckpt.parent))
-    assert REGISTRY["gim-loftr"].available()
+    assert {e.name: e for e in list_matchers()}["gim-loftr"].available()
     assert get_matcher("gim-loftr", device="cpu").conf["weights"] == str(ckpt)
 
 
