@@ -179,18 +179,9 @@ def test_reconstruct_and_localize_through_the_dense_path(dense_map, tmp_path):
 def test_gim_loftr_localize_on_a_dense_map(dense_map, tmp_path):
     """`gimsfm localize` with gim-loftr on the fake checkpoint runs end to end and reports every query (a map
     cannot be built with fake weights, so the dense map of the SIFT-as-dense matcher stands in for one)."""
-    import subprocess
-    import sys
+    from helpers import fake_release_checkpoint, gim_fixture, run_cli
 
-    from helpers import run_cli
-    from test_gim_loftr import fixtures_root
-
-    fx = fixtures_root()
-    if not (fx / "gim_loftr" / "keys.json").is_file():
-        pytest.skip("GIM reference fixtures not found")
-    ckpt = tmp_path / "gim_loftr_50h.ckpt"
-    subprocess.run([sys.executable, str(fx / "make_fake_ckpt.py"), str(fx / "gim_loftr" / "keys.json"), str(ckpt)],
-                   check=True, capture_output=True)
+    ckpt = fake_release_checkpoint(gim_fixture("gim_loftr"), "gim_loftr", tmp_path / "gim_loftr_50h.ckpt")
     map_dir = tmp_path / "map"
     shutil.copytree(dense_map[0], map_dir)
     queries, photos = dense_map[2], dense_map[3]

@@ -10,8 +10,6 @@ cores: about 1 min (one full-size network run at 512x384 + 416x352, the pipeline
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -20,34 +18,21 @@ import pytest
 import torch
 
 from gimsfm.matchers.release import RELEASE_FILES
-from helpers import run_cli
+from helpers import fake_release_checkpoint, gim_fixture, run_cli
 
 DEMO = Path(__file__).resolve().parents[1] / "scenes" / "sacre_coeur" / "images"
 WIN = (slice(12, 20), slice(16, 24))  # the fixture's window on the coarse grid
 MAXDIFF: dict[str, tuple[float, float]] = {}
 
 
-def fixtures_root() -> Path:
-    from gimsfm.bench.suites import data_root
-
-    return data_root().parent / "fixtures" / "gim_reference"
-
-
 @pytest.fixture(scope="module")
 def fx() -> Path:
-    root = fixtures_root()
-    if not (root / "gim_loftr" / "outputs.npz").is_file():
-        pytest.skip(f"GIM reference fixtures not found at {root}")
-    return root
+    return gim_fixture("gim_loftr")
 
 
 @pytest.fixture(scope="module")
 def ckpt(fx, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("gimloftr") / RELEASE_FILES["gim-loftr"]
-    proc = subprocess.run([sys.executable, str(fx / "make_fake_ckpt.py"), str(fx / "gim_loftr" / "keys.json"),
-                           str(out)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out
+    return fake_release_checkpoint(fx, "gim_loftr", tmp_path_factory.mktemp("gimloftr") / RELEASE_FILES["gim-loftr"])
 
 
 @pytest.fixture(scope="module")
