@@ -120,7 +120,7 @@ def test_train_export_and_match(tmp_path):
 
 @pytest.mark.parametrize("content,message", [
     (b"", "empty"),
-    (b"not a torch file at all", "not a readable torch weights file"),
+    (b"not a torch file at all", "no torch file"),
 ])
 def test_bad_weights_are_one_line_errors(tmp_path, content, message):
     bad = tmp_path / "bad.pt"

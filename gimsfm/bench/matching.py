@@ -203,15 +203,9 @@ class CachedPairMatcher:
             im1, s1, _ = load_capped(self.root / n1, self.max_side)
             t0 = time.perf_counter()
             pm = self.matcher.match_images(im0, im1)
-            key = h5io.names_to_pair(n0, n1)
-            self.timings.match[key] = time.perf_counter() - t0
-            with h5io.open_h5(self.matches_path, "a") as f:
-                if key in f:
-                    del f[key]
-                grp = f.create_group(key)
-                grp.create_dataset("kpts0", data=to_original(pm.kpts0, s0))
-                grp.create_dataset("kpts1", data=to_original(pm.kpts1, s1))
-                grp.create_dataset("scores", data=np.asarray(pm.scores, np.float32))
+            self.timings.match[h5io.names_to_pair(n0, n1)] = time.perf_counter() - t0
+            h5io.write_dense_matches(self.matches_path, n0, n1, to_original(pm.kpts0, s0),
+                                     to_original(pm.kpts1, s1), pm.scores)
         if todo:
             self._save_timings()
 
@@ -230,10 +224,7 @@ class CachedPairMatcher:
             k0 = self.features(name0)["keypoints"]
             k1 = self.features(name1)["keypoints"]
             return PairMatches(k0[matches[:, 0]], k1[matches[:, 1]], scores)
-        key = h5io.names_to_pair(name0, name1)
-        with h5io.open_h5(self.matches_path) as f:
-            grp = f[key]
-            return PairMatches(grp["kpts0"][()], grp["kpts1"][()], grp["scores"][()])
+        return PairMatches(*h5io.read_dense_matches(self.matches_path, name0, name1))
 
 
 __all__ = ["CachedPairMatcher", "DEFAULT_MAX_SIDE", "MatchTimings", "conf_hash", "load_capped", "matcher_label",

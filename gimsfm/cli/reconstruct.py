@@ -33,6 +33,8 @@ def reconstruct(
     num_matched: Optional[int] = typer.Option(None, help="Retrieval pairs: most similar images per image."),
     intrinsics: Optional[Path] = typer.Option(None, help="Known cameras, hloc format `name MODEL W H params`; "
                                               "kept fixed when every image is listed."),
+    dense_cell: Optional[float] = typer.Option(None, help="Dense matchers (gim-loftr, gim-dkm): matched points "
+                                               "within one cell of this many pixels become one keypoint (default 2)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda (learned matchers)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo every stage instead of resuming."),
 ) -> None:
@@ -43,7 +45,7 @@ def reconstruct(
     config = ReconstructConfig.from_preset(
         preset, matcher=matcher, pairs=pairs, mapper=mapper, camera_mode=camera_mode, max_keypoints=max_keypoints,
         resize_max=resize_max, window=window, loop_closure=loop_closure, num_matched=num_matched,
-        intrinsics=str(intrinsics.resolve()) if intrinsics else None)
+        intrinsics=str(intrinsics.resolve()) if intrinsics else None, dense_cell=dense_cell)
     summary_path = run(images, out, config, overwrite=overwrite, device=device)
     s = json.loads(summary_path.read_text())
     table = Table(title=f"reconstruction in {out}")
@@ -53,6 +55,10 @@ def reconstruct(
                 "matcher", "mapper", "peak_memory_mb"):
         v = s.get(key)
         table.add_row(key, f"{v:.3f}" if isinstance(v, float) else str(v))
+    if "dense_keypoints" in s:  # dense matcher: how its matched points became keypoints
+        d = s["dense_keypoints"]
+        table.add_row("dense keypoints", f"{d['matched_points']} matched points -> {d['keypoints']} keypoints "
+                      f"({d['keypoints_merged']} merged, cell {d['cell_px']} px)")
     table.add_row("time (s)", ", ".join(f"{k} {v:.1f}" for k, v in s["timings"].items()))
     console.print(table)
     console.print(f"model: {out / 'sparse'}  points: {out / 'points.ply'}  preview: {out / 'preview.png'}")
@@ -72,6 +78,10 @@ def list_matchers_cmd() -> None:
         defaults = {**getattr(entry.factory, "default_conf", {}), **entry.conf}
         options = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "weights" and not isinstance(v, dict))
         views = ", views=off|auto|asift|T1+T2" if getattr(entry.factory, "sparse", True) else ""
-        table.add_row(entry.name, "yes" if entry.available() else "no (weights missing)", entry.description,
+        available = "yes" if entry.available() else "no (weights missing)"
+        table.add_row(entry.name, available, entry.description,
                       options + (", features.*" if "features" in defaults else "") + views)
     console.print(table)
+    for entry in list_matchers():  # e.g. the GIM release models: the file found, or where it was looked for
+        if entry.weights_status:
+            console.print(f"{entry.name} weights: {escape(entry.weights_status())}", soft_wrap=True)

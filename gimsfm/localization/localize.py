@@ -20,6 +20,8 @@ from .. import logger
 from ..errors import InputError
 from ..matchers import get_matcher
 from ..sfm.extract import extract_features
+from ..matchers.base import SiftMatcher
+from ..sfm.dense import DEFAULT_CELL, keypoints_in_cells, one_to_one, quantise_points
 from ..sfm.match import FeatureCache
 from ..sfm.retrieval import extract_global, load_global, top_k
 from ..utils.cameras import read_intrinsics
@@ -108,19 +110,14 @@ def covisibility_clusters(rec: pycolmap.Reconstruction, image_ids: list[int]) ->
     return clusters
 
 
-def _pose_from_cluster(cluster: list[int], rec: pycolmap.Reconstruction, qfeat: dict, db_feats: FeatureCache,
-                       matcher, camera: pycolmap.Camera, focal_known: bool, max_error: float,
-                       query_level: Callable[[int], dict | None] | None = None):
-    """`query_level` (views=auto): a missing view level of the query; `qfeat` grows in place when one is
-    added (map features cannot: their keypoints are the model's)."""
+def _pose_from_cluster(cluster: list[int], rec: pycolmap.Reconstruction, qfeat: dict,
+                       matches_to: Callable[[str], np.ndarray], camera: pycolmap.Camera, focal_known: bool,
+                       max_error: float):
+    """`matches_to(db_name)`: for each query keypoint the index of the matched db keypoint, or -1."""
     p2d, p3d, origin = [], [], []
     for image_id in cluster:
         image = rec.image(image_id)
-        if query_level is not None:
-            m0, _, grown, _, _ = matcher.escalate(qfeat, db_feats[image.name], query_level, None)
-            qfeat.update(grown)
-        else:
-            m0, _ = matcher.match(qfeat, db_feats[image.name])
+        m0 = matches_to(image.name)
         for qi in np.where(m0 > -1)[0]:
             pt = image.point2D(int(m0[qi]))
             if pt.has_point3D():
@@ -141,6 +138,43 @@ def _pose_from_cluster(cluster: list[int], rec: pycolmap.Reconstruction, qfeat: 
     if ret is not None:
         ret["camera"] = cam
     return ret, len(p2d), origin
+
+
+class DenseQueries:
+    """Query-to-map matching for a map built with a dense matcher: the query is matched against each retrieved
+    map image, the map-side points are looked up among that image's keypoints by quantisation cell (as the
+    map quantised them), and the query points are quantised into query keypoints."""
+
+    def __init__(self, matcher, rec: pycolmap.Reconstruction, map_features: Path, map_images: Path, cell: float):
+        if not map_images.is_dir():
+            raise InputError(f"the map's images are not at {map_images}: dense matchers match the query against "
+                             "them (move them back or rebuild the map)")
+        self.matcher, self.rec, self.cell, self.map_images = matcher, rec, cell, map_images
+        self.db = FeatureCache(map_features)
+
+    def match(self, query: Path, retrieved: list[str]) -> tuple[dict[str, np.ndarray], Callable[[str], np.ndarray]]:
+        image = read_image(query)
+        pts, scores, db_idx, owner = [], [], [], []
+        for db_name in retrieved:
+            pm = self.matcher.match_images(image, read_image(self.map_images / db_name))
+            idx = keypoints_in_cells(self.db[db_name]["keypoints"], pm.kpts1, self.cell)
+            ok = idx >= 0
+            pts.append(pm.kpts0[ok])
+            scores.append(pm.scores[ok])
+            db_idx.append(idx[ok])
+            owner.append(db_name)
+        kpts, kscores, q_idx = quantise_points(np.concatenate(pts), np.concatenate(scores), self.cell)
+        bounds = np.cumsum([0] + [len(p) for p in pts])
+        m0s = {}
+        for i, db_name in enumerate(owner):
+            qi, di, s = q_idx[bounds[i]:bounds[i + 1]], db_idx[i], scores[i]
+            keep = one_to_one(qi, di, s)
+            m0 = np.full(len(kpts), -1, np.int64)
+            m0[qi[keep]] = di[keep]
+            m0s[db_name] = m0
+        h, w = image.shape[:2]
+        feats = {"keypoints": kpts, "scores": kscores, "image_size": np.array([w, h], np.int32)}
+        return feats, m0s.__getitem__
 
 
 def localize(map_dir: Path, queries: Path, out_poses: Path, matcher_name: str | None = None,
@@ -164,34 +198,55 @@ def localize(map_dir: Path, queries: Path, out_poses: Path, matcher_name: str | 
     if matcher_name != config.get("matcher", "sift-nn"):
         raise InputError(f"the map was built with '{config.get('matcher')}'; localize with the same matcher "
                          "or rebuild the map")
-    qfeats_path, failed = extract_features(image_dir, names, work / "query_features.h5", matcher)
     db_names = [rec.image(i).name for i in rec.reg_image_ids()]
+    if matcher.sparse:
+        qfeats_path, failed = extract_features(image_dir, names, work / "query_features.h5", matcher)
+        qretrieval, map_retrieval = qfeats_path, map_features
+    else:  # dense: RootSIFT only for retrieval; query keypoints come from the matches (sfm.dense)
+        qretrieval, failed = extract_features(image_dir, names, work / "query_retrieval_features.h5",
+                                              SiftMatcher())
+        map_retrieval = map_dir / "retrieval_features.h5"
+        extract_features(Path(run.get("image_dir", "")), db_names, map_retrieval, SiftMatcher())
+        qfeats_path = work / "query_features.h5"
+        qfeats_path.unlink(missing_ok=True)
+        dense_loc = DenseQueries(matcher, rec, map_features, Path(run.get("image_dir", "")),
+                                 float(config.get("dense_cell", DEFAULT_CELL)))
     global_path = map_dir / "global.h5"
-    extract_global(map_features, db_names, global_path)
+    extract_global(map_retrieval, db_names, global_path)
     from ..sfm.retrieval import load_vocabulary
     vocab = load_vocabulary(global_path)
     good = [n for n in names if n not in failed]
     qglobal = work / "query_global.h5"
-    extract_global(qfeats_path, good, qglobal, vocab=vocab)
+    extract_global(qretrieval, good, qglobal, vocab=vocab)
     db_desc = load_global(global_path, db_names)
     name_to_id = {rec.image(i).name: i for i in rec.reg_image_ids()}
     db_cache = FeatureCache(map_features)
     results: list[QueryResult] = [QueryResult(n, False, reason="unreadable image") for n in failed]
     for name in tqdm(good, desc="localize", unit="query"):
-        qfeat = read_features(qfeats_path, name)
-        w, h = (int(v) for v in qfeat["image_size"])
-        camera, focal_known, source = query_camera(name, image_dir, intrinsics, (w, h))
         idx = top_k(load_global(qglobal, [name]), db_desc, num_db)[0]
         retrieved = [db_names[i] for i in idx]
+        if matcher.sparse:
+            qfeat = read_features(qfeats_path, name)
+
+            def matches_to(db_name: str, qfeat: dict = qfeat, name: str = name) -> np.ndarray:
+                if getattr(matcher, "escalates", False):  # views=auto: the query may gain view levels
+                    def query_level(level: int) -> dict | None:
+                        return matcher.extract_level(read_image(image_dir / name), level)
+
+                    m0, _, grown, _, _ = matcher.escalate(qfeat, db_cache[db_name], query_level, None)
+                    qfeat.update(grown)  # map features cannot grow: their keypoints are the model's
+                    return m0
+                return matcher.match(qfeat, db_cache[db_name])[0]
+        else:
+            qfeat, matches_to = dense_loc.match(image_dir / name, retrieved)
+            write_features(qfeats_path, name, qfeat)
+        w, h = (int(v) for v in qfeat["image_size"])
+        camera, focal_known, source = query_camera(name, image_dir, intrinsics, (w, h))
         best, best_n, best_origin = None, 0, []
         n_kpts = len(qfeat["keypoints"])
-        query_level = None
-        if getattr(matcher, "escalates", False):
-            def query_level(level: int, name: str = name) -> dict | None:
-                return matcher.extract_level(read_image(image_dir / name), level)
         for cluster in covisibility_clusters(rec, [name_to_id[n] for n in retrieved]):
-            ret, n_corr, origin = _pose_from_cluster(cluster, rec, qfeat, db_cache, matcher, camera, focal_known,
-                                                     max_error, query_level)
+            ret, n_corr, origin = _pose_from_cluster(cluster, rec, qfeat, matches_to, camera, focal_known,
+                                                     max_error)
             if ret is not None and (best is None or ret["num_inliers"] > best["num_inliers"]):
                 best, best_n, best_origin = ret, n_corr, origin
         if len(qfeat["keypoints"]) != n_kpts:  # views=auto added query views: keep the indices drawn below valid

@@ -15,7 +15,7 @@ import torch
 
 from ..features.patches import extract_patches
 from ..features.sift import SiftExtractor
-from ..models.weights import load_exported
+from ..models import load_exported
 from ..utils.device import resolve_device
 from .base import Matcher
 from .registry import register
@@ -39,13 +39,10 @@ class DogDescMatcher(Matcher):
         super().__init__(conf, device)
         self.detector = SiftExtractor(self.conf.get("features", {}))
         path = Path(self.conf["weights"])
-        label = f"weights {path}"
-        blob = path.read_bytes() if path.is_file() else path  # read_exported names a missing file
         self.torch_device = resolve_device(device)
-        self.model, self.info = load_exported(blob if isinstance(blob, bytes) else path, str(self.torch_device),
-                                              expect="patch_descriptor", label=label)
+        self.model, self.info = load_exported(path, str(self.torch_device), expect="patch_descriptor")
         # The weights' content is part of the configuration (benchmark caches are keyed by it).
-        self.conf["weights_sha1"] = hashlib.sha1(blob).hexdigest()[:12]
+        self.conf["weights_sha1"] = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
         if self.conf["ratio"] is None:
             self.conf["ratio"] = float(self.model.conf["ratio"])
 

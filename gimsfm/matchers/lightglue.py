@@ -52,18 +52,16 @@ class SiftLightGlue(SiftMatcher):
 
     def __init__(self, conf: dict[str, Any] | None = None, device: str = "auto"):
         super().__init__(conf, device)
-        from ..models.weights import load_exported
+        from ..models import load_exported
 
         path = Path(self.conf["weights"])
         if not path.is_file():
             raise InputError(f"weights not found: {path}")
         # The weights' content is part of the configuration: benchmark caches (keyed by the conf hash) never
         # serve matches of an earlier export of the same file.
-        blob = path.read_bytes()
-        self.conf["weights_sha1"] = hashlib.sha1(blob).hexdigest()[:12]
+        self.conf["weights_sha1"] = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
         self.torch_device = resolve_device(device)
-        self.model, self.info = load_exported(blob, str(self.torch_device), expect="lightglue",
-                                              label=f"weights {path}")
+        self.model, self.info = load_exported(path, str(self.torch_device), expect="lightglue")
         self.model.set_inference(self.conf["depth_confidence"], self.conf["width_confidence"],
                                  self.conf["filter_threshold"])
 

@@ -1,6 +1,7 @@
 """The one registry of matchers: every pipeline and benchmark resolves `--matcher NAME` here."""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,18 +18,20 @@ class MatcherEntry:
     conf: dict[str, Any] = field(default_factory=dict)
     available: Callable[[], bool] = lambda: True  # e.g. weights present
     sfm_keypoints: int = 8192  # keypoints per image for reconstruct/localize when none are given
+    weights_status: Callable[[], str] | None = None  # the weights file found, or where it was looked for
 
 
 REGISTRY: dict[str, MatcherEntry] = {}
 
 
 def register(name: str, description: str, conf: dict[str, Any] | None = None,
-             available: Callable[[], bool] | None = None, sfm_keypoints: int = 8192) -> Callable[[type], type]:
+             available: Callable[[], bool] | None = None, sfm_keypoints: int = 8192,
+             weights_status: Callable[[], str] | None = None) -> Callable[[type], type]:
     """Class decorator (or call with a factory) that adds a matcher under `name`."""
 
     def deco(factory):
         REGISTRY[name] = MatcherEntry(name, factory, description, dict(conf or {}), available or (lambda: True),
-                                      sfm_keypoints)
+                                      sfm_keypoints, weights_status)
         return factory
 
     return deco
@@ -60,7 +63,7 @@ def _parse_options(spec: str, base: str, text: str) -> dict[str, Any]:
             raise InputError(f"matcher '{spec}': no option '{path[0]}'; options: "
                              f"{', '.join(sorted([*defaults, 'views']))}")
         if len(path) > 1:
-            sub = _sub_defaults(path[0], defaults[path[0]])
+            sub = _sub_defaults(path[0], defaults[path[0]], REGISTRY[base].factory)
             if len(path) != 2 or path[1] not in sub:
                 raise InputError(f"matcher '{spec}': no option '{key}'; {path[0]}.* options: "
                                  f"{', '.join(sorted(sub)) or 'none'}")
@@ -75,7 +78,9 @@ def _parse_options(spec: str, base: str, text: str) -> dict[str, Any]:
     return opts
 
 
-def _sub_defaults(key: str, value: Any) -> dict[str, Any]:
+def _sub_defaults(key: str, value: Any, factory: Any = None) -> dict[str, Any]:
+    if key == "features" and getattr(factory, "feature_defaults", None):  # a matcher with its own detector
+        return dict(factory.feature_defaults)
     if key == "features":  # SIFT matchers: overrides of the shared extractor's settings
         from ..features.sift import SiftExtractor
 
@@ -138,7 +143,8 @@ def get_matcher(name: str, conf: dict[str, Any] | None = None, device: str = "au
     if weights:
         extra["weights"] = weights
     elif not entry.available():
-        raise InputError(f"matcher '{name}' is registered but not available (missing weights?)")
+        hint = entry.weights_status() if entry.weights_status else "missing weights?"
+        raise InputError(f"matcher '{name}' is registered but not available ({hint})")
     full = _deep_merge(_deep_merge({**entry.conf, **(conf or {})}, options), extra)
     matcher = entry.factory(full, device=device)
     if views != "off":
@@ -169,3 +175,9 @@ def _load_builtin() -> None:
         from . import dog_desc, lightglue  # noqa: F401
     except ImportError:
         pass
+    for module in ("gim_lightglue", "gim_loftr", "gim_dkm"):  # the GIM release models (weights brought by users)
+        try:
+            importlib.import_module(f"{__package__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{module}":
+                raise

@@ -44,8 +44,8 @@ def match_pairs(pairs_path: Path, features_path: Path, matches_path: Path, match
     extracted from the image in `image_dir` and appended to that image's features in `features_path`.
     """
     if not matcher.sparse:
-        raise InputError(f"matcher '{getattr(matcher, 'registry_name', matcher.name)}' is detector-free; "
-                         "reconstruct supports sparse matchers only for now")
+        raise InputError(f"matcher '{getattr(matcher, 'registry_name', matcher.name)}' is detector-free: its "
+                         "pairs are matched by sfm.dense.match_dense_pairs, not from features")
     matches_path = Path(matches_path)
     if overwrite and matches_path.exists():
         matches_path.unlink()

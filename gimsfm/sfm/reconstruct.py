@@ -21,14 +21,15 @@ from ..utils.config import read_yaml_extends
 from ..utils.h5io import open_h5, read_matches, read_pairs
 from ..utils.io import list_images
 from ..utils.profiling import PeakMemory, timed
-from . import database, export, mapping
+from ..matchers.base import SiftMatcher
+from . import database, dense, export, mapping
 from .extract import extract_features
 from .match import match_pairs
-from .pairs import make_pairs
+from .pairs import EXHAUSTIVE_MAX_IMAGES, make_pairs
 
 RUN_FILE = "run.json"
 # Files and folders a run creates; --overwrite removes only these, never anything else in OUT.
-ARTEFACTS = ["features.h5", "matches.h5", "global.h5", "pairs.txt", "database.db", "sparse", "sparse.tmp",
+ARTEFACTS = ["features.h5", "matches.h5", "dense_matches.h5", "retrieval_features.h5", "global.h5", "pairs.txt", "database.db", "sparse", "sparse.tmp",
              "models", "models.attempt", "points.ply", "preview.png", "summary.json", "gimsfm.log", RUN_FILE]
 REPO_PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 
@@ -53,6 +54,7 @@ class ReconstructConfig:
     mapping_attempts: int = 3  # reruns with seed+1, seed+2 when the model holds under 80 % of the mappable images
     mapping_threads: int = 1  # reproducible; -1 (every core) is faster on big scenes but varies run to run
     intrinsics: str | None = None  # hloc-format file of known cameras (kept fixed when every image has one)
+    dense_cell: float = 2.0  # dense matchers: matched points within one cell of this many pixels merge (sfm.dense)
     matcher_conf: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -133,6 +135,11 @@ def _prepare_out(out: Path, image_dir: Path, config: ReconstructConfig, overwrit
                 logger.warning("%s was left broken by an interrupted run; recomputing it", name)
 
 
+def _needs_retrieval(config: ReconstructConfig, n_images: int) -> bool:
+    return (config.pairs == "retrieval" or (config.pairs == "auto" and n_images > EXHAUSTIVE_MAX_IMAGES)
+            or (config.pairs == "sequential" and config.loop_closure))
+
+
 def _file_log(out: Path) -> logging.Handler:
     handler = logging.FileHandler(out / "gimsfm.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -159,15 +166,31 @@ def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = N
                                "timings": timings}
     try:
         with PeakMemory() as mem:
-            with timed(timings, "features"):
-                features, failed = extract_features(image_dir, names, out / "features.h5", matcher)
+            if matcher.sparse:
+                with timed(timings, "features"):
+                    features, failed = extract_features(image_dir, names, out / "features.h5", matcher)
+                retrieval_features = features
+            else:  # keypoints come from the matches (sfm.dense); retrieval, if any, runs on RootSIFT
+                with timed(timings, "features"):
+                    sizes, failed = dense.read_sizes(image_dir, names)
+                    retrieval_features = out / "retrieval_features.h5"
+                    if _needs_retrieval(config, len(sizes)):
+                        extract_features(image_dir, list(sizes), retrieval_features, SiftMatcher())
+                features = out / "features.h5"
             summary["skipped_images"] = failed
             good = [n for n in names if n not in failed]
             with timed(timings, "pairs"):
-                pairs = make_pairs(good, config.pairs, out / "pairs.txt", features, out / "global.h5",
+                pairs = make_pairs(good, config.pairs, out / "pairs.txt", retrieval_features, out / "global.h5",
                                    config.window, config.loop_closure, config.num_matched)
             with timed(timings, "matching"):
-                matches = match_pairs(pairs, features, out / "matches.h5", matcher, image_dir=image_dir)
+                if matcher.sparse:
+                    matches = match_pairs(pairs, features, out / "matches.h5", matcher, image_dir=image_dir)
+                else:
+                    pair_list = dense.dense_pairs(pairs)
+                    dense.match_dense_pairs(image_dir, pair_list, out / "dense_matches.h5", matcher)
+                    matches = out / "matches.h5"
+                    summary["dense_keypoints"] = dense.merge_dense_matches(
+                        out / "dense_matches.h5", pair_list, sizes, features, matches, config.dense_cell)
             known = read_intrinsics(Path(config.intrinsics)) if config.intrinsics else {}
             with timed(timings, "verification"):
                 ids = database.create_database(out / "database.db", image_dir, good, features,

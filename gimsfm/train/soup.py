@@ -14,6 +14,7 @@ import torch
 
 from .. import logger
 from ..errors import InputError
+from ..models import read_exported
 from .trainer import atomic_torch_save
 
 
@@ -22,16 +23,7 @@ def _sha256(path: Path) -> str:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"weights not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # a truncated or foreign file
-        raise InputError(f"not a gimsfm weights file: {path} ({type(e).__name__})") from None
-    if not isinstance(obj, dict) or not {"model_name", "conf", "state_dict"} <= set(obj):
-        raise InputError(f"not a gimsfm weights file (expected model_name, conf, state_dict): {path}")
-    return obj
+    return read_exported(Path(path))
 
 
 def _ingredient(path: Path, obj: dict[str, Any]) -> dict[str, Any]:

@@ -31,9 +31,9 @@ import yaml
 
 from .. import logger
 from ..errors import InputError, OutputExistsError
-from ..models import build_model
-from ..models.weights import load_exported  # noqa: F401  (public name: exported weights -> model)
+from ..models import build_model, load_exported  # noqa: F401  (load_exported: re-exported for callers)
 from ..utils.config import deep_merge as _merge, read_yaml_extends
+from ..utils.checkpoint import read_torch_file
 from ..utils.device import resolve_device, torchrun_world
 from . import labels as L
 from .arch import arch_for
@@ -234,8 +234,8 @@ class Trainer:
         path = resolve_path(src, self.root)
         if not path.is_file():
             raise InputError(f"train.init_from: weights not found: {path}")
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-        sd = obj.get("state_dict", obj.get("model"))  # exported weights or a (compact) checkpoint
+        obj = read_torch_file(path, "train.init_from weights")
+        sd = obj.get("state_dict", obj.get("model")) if isinstance(obj, dict) else None  # exported or a checkpoint
         if sd is None:
             raise InputError(f"train.init_from: {path} holds no state_dict / model")
         sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
@@ -282,7 +282,7 @@ class Trainer:
         path = self.saved_checkpoint
         if path != self.ckpt_path:
             logger.info("no local checkpoint: resuming from the committed one, %s", path)
-        ck = expand_state(torch.load(path, map_location="cpu", weights_only=False))
+        ck = expand_state(read_torch_file(path, "training checkpoint"))
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
         torch.set_rng_state(ck["torch_rng"])
@@ -607,7 +607,9 @@ def export_weights(ckpt_path: Path, out_path: Path, half: bool = True, extra: di
     ckpt_path = Path(ckpt_path)
     if not ckpt_path.is_file():
         raise InputError(f"checkpoint not found: {ckpt_path}")
-    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ck = read_torch_file(ckpt_path, "training checkpoint")
+    if not isinstance(ck, dict) or "model" not in ck:
+        raise InputError(f"not a gimsfm training checkpoint (no 'model'): {ckpt_path}")
     sd = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ck["model"].items()}
     hist = ck.get("history", {})
     info = {"iteration": ck["iteration"], "elapsed_s": ck["elapsed_s"], "hardware": ck.get("hardware"),
@@ -636,7 +638,7 @@ def write_model_card(ckpt_path: Path, card_path: Path, title: str, speed_json: P
                      notes: str = "") -> Path:
     """Model card from what the checkpoint measured: data, steps, wall time, hardware, validation history
     (model vs sift-nn on the same pairs) and, if given, a `gimsfm bench speed` results.json."""
-    ck = torch.load(Path(ckpt_path), map_location="cpu", weights_only=False)
+    ck = read_torch_file(Path(ckpt_path), "checkpoint")
     if "state_dict" in ck:  # an exported weights file: describe exactly these weights
         info = ck["info"]
         ck = {"preset": info["preset"], "model": ck["state_dict"], "model_name": ck["model_name"],

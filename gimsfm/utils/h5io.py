@@ -74,14 +74,18 @@ def write_matches(path: Path, name0: str, name1: str, matches0: np.ndarray, scor
         grp.create_dataset("matching_scores0", data=scores0.astype(np.float16))
 
 
+def _find_pair(f: h5py.File, path: Path, name0: str, name1: str) -> tuple[str, bool]:
+    """(group name, stored as (name1, name0)) of a pair in a matches file."""
+    for pair, reverse in ((names_to_pair(name0, name1), False), (names_to_pair(name1, name0), True)):
+        if pair in f:
+            return pair, reverse
+    raise InputError(f"no matches for pair ({name0}, {name1}) in {path}")
+
+
 def read_matches(path: Path, name0: str, name1: str) -> tuple[np.ndarray, np.ndarray]:
     """(M, 2) index pairs and (M,) scores, whichever order the pair was stored in."""
     with open_h5(path) as f:
-        pair, reverse = names_to_pair(name0, name1), False
-        if pair not in f:
-            pair, reverse = names_to_pair(name1, name0), True
-            if pair not in f:
-                raise InputError(f"no matches for pair ({name0}, {name1}) in {path}")
+        pair, reverse = _find_pair(f, path, name0, name1)
         m0 = f[pair]["matches0"][()]
         s0 = f[pair]["matching_scores0"][()].astype(np.float32)
     idx = np.where(m0 != -1)[0]
@@ -111,3 +115,25 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
             raise InputError(f"{path}:{i + 1}: expected 'name0 name1'")
         pairs.append((parts[0], parts[1]))
     return pairs
+
+
+def write_dense_matches(path: Path, name0: str, name1: str, kpts0: np.ndarray, kpts1: np.ndarray,
+                        scores: np.ndarray) -> None:
+    """Correspondences of a dense matcher for one pair: group `names_to_pair` with `kpts0`, `kpts1` (M, 2)
+    float32 pixels and `scores` (M,) float32."""
+    pair = names_to_pair(name0, name1)
+    with open_h5(path, "a") as f:
+        if pair in f:
+            del f[pair]
+        grp = f.create_group(pair)
+        grp.create_dataset("kpts0", data=np.asarray(kpts0, np.float32).reshape(-1, 2))
+        grp.create_dataset("kpts1", data=np.asarray(kpts1, np.float32).reshape(-1, 2))
+        grp.create_dataset("scores", data=np.asarray(scores, np.float32).reshape(-1))
+
+
+def read_dense_matches(path: Path, name0: str, name1: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kpts0, kpts1, scores) of a pair written by write_dense_matches, in the order asked for."""
+    with open_h5(path) as f:
+        pair, reverse = _find_pair(f, path, name0, name1)
+        k0, k1, s = (f[pair][k][()] for k in ("kpts0", "kpts1", "scores"))
+    return (k1, k0, s) if reverse else (k0, k1, s)
