@@ -23,3 +23,45 @@ class ReconstructionError(GimsfmError):
     """The pipeline ran but could not produce a valid result (e.g. nothing matches)."""
 
     exit_code = 4
+
+
+class RunLockedError(GimsfmError):
+    """Another live gimsfm process holds the output folder (or an HDF5 file in it)."""
+
+    exit_code = 3
+
+
+class OutputWriteError(GimsfmError):
+    """Writing an output failed: disk full, file-size limit, read-only or unwritable folder."""
+
+    exit_code = 5
+
+
+# errno -> cause, for the failures a user fixes by freeing space or changing permissions
+_WRITE_ERRNOS = {28: "no space left on device", 27: "file too large (file-size limit)", 122: "disk quota exceeded",
+                 30: "read-only file system", 13: "permission denied", 1: "operation not permitted"}
+# The same causes as C++ libraries (HDF5, SQLite, torch, open3d) word them in their exceptions
+_WRITE_TEXTS = {"no space left": 28, "file too large": 27, "disk quota": 122, "read-only file system": 30,
+                "permission denied": 13, "database or disk is full": 28, "attempt to write a readonly database": 30,
+                "errno = 27": 27, "errno = 28": 28, "file write failed": 0, "unable to extend file": 0}
+_WRITE_ERRNOS[0] = "write failed (disk full or file-size limit)"
+
+
+def write_failure(exc: BaseException, path: object = None) -> OutputWriteError | None:
+    """An OutputWriteError naming the path and the cause if `exc` (or what caused it) is a failed write.
+
+    The path is the exception's own filename, else `path`, else the run's folder (set by RunLock)."""
+    folder, seen = path or getattr(exc, "gimsfm_folder", None), set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        code = getattr(exc, "errno", None) if isinstance(exc, OSError) else None
+        if code not in _WRITE_ERRNOS:
+            text = str(exc).lower()
+            code = next((c for t, c in _WRITE_TEXTS.items() if t in text), None)
+        if code in _WRITE_ERRNOS:
+            path = getattr(exc, "filename", None) or folder
+            where = f"{path}: " if path else ""
+            return OutputWriteError(f"{where}{_WRITE_ERRNOS[code]}; free space or fix permissions, "
+                                    "then rerun the same command to resume")
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -9,6 +9,7 @@ from ..utils.progress import tqdm
 from .. import logger
 from ..errors import InputError
 from ..matchers.base import Matcher
+from ..utils.fault import point
 from ..utils.h5io import list_h5_names, names_to_pair, open_h5, read_features, read_pairs, write_matches
 
 
@@ -50,5 +51,6 @@ def match_pairs(pairs_path: Path, features_path: Path, matches_path: Path, match
     for a, b in tqdm(todo, desc="matching", unit="pair"):
         m0, s0 = matcher.match(cache[a], cache[b])
         write_matches(matches_path, a, b, m0, s0)
+        point("matches.pair")
     logger.info("matching: %d pairs matched", len(todo))
     return matches_path
