@@ -64,4 +64,34 @@ def write_failure(exc: BaseException, path: object = None) -> OutputWriteError |
             return OutputWriteError(f"{where}{_WRITE_ERRNOS[code]}; free space or fix permissions, "
                                     "then rerun the same command to resume")
         exc = exc.__cause__ or exc.__context__
+    code, path = _probe(folder) if folder else (None, None)
+    if code is not None:
+        return OutputWriteError(f"{path}: {_WRITE_ERRNOS[code]}; free space or fix permissions, "
+                                "then rerun the same command to resume")
     return None
+
+
+def _probe(folder: object) -> tuple[int | None, str | None]:
+    """Why writes in `folder` fail, for libraries that do not say (SQLite: "No registered database factory
+    succeeded", open3d and OpenCV: a False return): no space, no permission, or a file at the size limit."""
+    import os
+    import resource
+    import shutil
+    from pathlib import Path
+
+    folder = Path(str(folder))
+    if not folder.is_dir():
+        return None, None
+    if not os.access(folder, os.W_OK):
+        return 13, str(folder)
+    if shutil.disk_usage(folder).free < 1 << 20:
+        return 28, str(folder)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        # a write stopped at (or a page short of) the limit; larger files were written before it was set
+        margin = min(limit // 2, 1 << 20)
+        stopped = [(p.stat().st_mtime, p) for p in folder.rglob("*")
+                   if p.is_file() and limit - margin <= p.stat().st_size <= limit]
+        if stopped:
+            return 27, str(max(stopped)[1])
+    return None, None

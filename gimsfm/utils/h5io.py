@@ -7,6 +7,8 @@ int (-1 = unmatched) and `matching_scores0` (N0,).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -38,6 +40,18 @@ def open_h5(path: Path, mode: str = "r") -> h5py.File:
                          "it may be left from an interrupted run: use --overwrite") from None
 
 
+@contextmanager
+def _writing(path: Path) -> Iterator[h5py.File]:
+    """open_h5(path, "a"), a failed write (disk full, file-size limit) reported against this file."""
+    try:
+        with open_h5(path, "a") as f:
+            yield f
+    except (OSError, RuntimeError) as exc:
+        if (failed := write_failure(exc, path)) is not None:
+            raise failed from None
+        raise
+
+
 def list_h5_names(path: Path) -> set[str]:
     """Names of all groups that hold a dataset (image names or pair names)."""
     names: set[str] = set()
@@ -49,7 +63,7 @@ def list_h5_names(path: Path) -> set[str]:
 
 
 def write_features(path: Path, name: str, feats: dict[str, np.ndarray], attrs: dict | None = None) -> None:
-    with open_h5(path, "a") as f:
+    with _writing(path) as f:
         if name in f:
             del f[name]
         grp = f.create_group(name)
@@ -77,7 +91,7 @@ def read_features(path: Path, name: str) -> dict[str, np.ndarray]:
 
 def write_matches(path: Path, name0: str, name1: str, matches0: np.ndarray, scores0: np.ndarray) -> None:
     pair = names_to_pair(name0, name1)
-    with open_h5(path, "a") as f:
+    with _writing(path) as f:
         if pair in f:
             del f[pair]
         grp = f.create_group(pair)
