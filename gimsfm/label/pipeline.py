@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from .. import logger
-from ..errors import InputError
+from ..errors import InputError, write_failure
 from ..utils.fault import point
 from ..utils.progress import tqdm
 from ..utils.runlock import RunLock
@@ -249,6 +249,8 @@ def _label_videos(sources: list[Path], out_root: Path, config: LabelConfig, work
             try:
                 label_video(Path(j[0]), out_root, config, methods)
             except Exception as exc:  # noqa: BLE001 - one bad video must not stop the others
+                if write_failure(exc, out_root) is not None:
+                    raise  # but a full disk stops them all
                 logger.debug("labelling %s failed", j[0], exc_info=True)
                 failures[j[0]] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     for src, msg in failures.items():

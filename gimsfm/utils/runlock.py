@@ -47,10 +47,12 @@ class RunLock:
         self.folder, self.command, self.shared = Path(folder), command, shared
         self.path = self.folder / LOCK_NAME
         self.fd: int | None = None
+        self.created = False
 
     def __enter__(self) -> "RunLock":
         if self.shared and not self.folder.is_dir():
             return self  # nothing to read there: the reader reports that itself
+        self.created = not self.folder.exists()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
@@ -116,3 +118,8 @@ class RunLock:
                 pass
         os.close(self.fd)  # releases the flock
         self.fd = None
+        if self.created:  # a run that stopped before writing anything leaves no empty folder behind
+            try:
+                self.folder.rmdir()
+            except OSError:
+                pass
