@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import h5py
@@ -221,41 +222,69 @@ def test_full_disk_is_one_line_and_the_rerun_resumes(limit, scene, reference, tm
     _assert_same_model(out, reference)
 
 
-def test_unwritable_output_folder_is_one_line(scene, tmp_path):
-    """A folder this user may not write (root drops to `nobody`, for whom a root-owned folder is read-only)."""
-    import tempfile
-
-    base = Path(tempfile.mkdtemp(prefix="gimsfm-ro-"))
+@contextmanager
+def _tmpfs(path: Path, options: str):
+    """A small or read-only filesystem (needs root); yields False where mounting is not allowed."""
+    path.mkdir()
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
     try:
-        images = base / "images"
-        shutil.copytree(scene, images)
-        out = base / "out"
-        out.mkdir()
-        base.chmod(0o755)
-        images.chmod(0o755)
-        out.chmod(0o555)
-        preexec = (lambda: os.setuid(65534)) if os.geteuid() == 0 else None
-        env = {"HOME": str(base), "MPLCONFIGDIR": str(base / "mpl")}
-        r = _run(_reconstruct_args(images, out), env, preexec=preexec)
+        yield ok
+    finally:
+        if ok:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_disk_full_on_a_tiny_filesystem(scene, reference, tmp_path):
+    """A real ENOSPC (a 2 MB tmpfs): one line naming the file; after the space grows, the rerun resumes."""
+    mnt = tmp_path / "disk"
+    with _tmpfs(mnt, "size=2m") as ok:
+        if not ok:
+            pytest.skip("mounting a tmpfs needs root")
+        out = mnt / "out"
+        r = _run(_reconstruct_args(scene, out))
+        assert r.returncode == 5, r.stderr[-1500:]
+        last = r.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: {out}/") and "no space left on device" in last, r.stderr
+        assert subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)]).returncode == 0
+        r = _run(_reconstruct_args(scene, out))
+        assert r.returncode == 0, r.stderr[-1500:]
+        _assert_same_model(out, reference)
+
+
+def test_unwritable_output_folder_is_one_line(scene, tmp_path):
+    """A read-only folder: a read-only tmpfs as root (root ignores permission bits), else a chmod 555 folder."""
+    ro = tmp_path / "ro"
+    with _tmpfs(ro, "ro,size=1m") if os.geteuid() == 0 else nullcontext(False) as mounted:
+        if not mounted:
+            if os.geteuid() == 0:
+                pytest.skip("root ignores permission bits and cannot mount a read-only folder here")
+            ro.mkdir(exist_ok=True)
+            ro.chmod(0o555)
+        out = ro / "out"
+        r = _run(_reconstruct_args(scene, out))
         assert r.returncode == 5, r.stderr[-1500:]
         lines = r.stderr.strip().splitlines()
-        assert len(lines) == 1 and str(out) in lines[0] and "permission denied" in lines[0], r.stderr
-        assert list(out.iterdir()) == []
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+        assert len(lines) == 1 and str(out) in lines[0], r.stderr
+        assert "read-only file system" in lines[0] or "permission denied" in lines[0], lines[0]
+        assert not out.exists()
 
 
 # ------------------------------------------------------------------------------------------------ label
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[Path]:
-    """Two frame folders (label treats a folder of frames like a video)."""
+    """Two frame folders (label treats a folder of frames like a video): a camera gliding over a demo photo."""
+    import cv2
+
     root = tmp_path_factory.mktemp("clips")
     out = []
-    for name, prefixes in (("clip_a", SCENE[:5]), ("clip_b", SCENE[2:])):
+    for name, prefix, frames in (("clip_a", SCENE[0], 5), ("clip_b", SCENE[1], 4)):
         d = root / name
         d.mkdir()
-        for i, prefix in enumerate(prefixes):
-            shutil.copy(next(DEMO.glob(f"{prefix}_*.jpg")), d / f"{i:06d}.jpg")
+        photo = cv2.imread(str(next(DEMO.glob(f"{prefix}_*.jpg"))))
+        for i in range(frames):
+            s = 1.0 + 0.03 * i
+            warp = np.float32([[s, 0, -8.0 * i], [0, s, -4.0 * i]])
+            cv2.imwrite(str(d / f"{i:06d}.jpg"), cv2.warpAffine(photo, warp, (480, 360)))
         out.append(d)
     return out
 
