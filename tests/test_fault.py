@@ -56,8 +56,8 @@ def _cases(command: str, points: list) -> list[str]:
     if not FULL:
         return SHORT[command]
     out = []
-    for name, passes, delay in points:
-        for seed in SEEDS:
+    for seed in SEEDS:  # seed-major: a partial run has covered every point once before repeating any
+        for name, passes, delay in points:
             rng = random.Random(f"{name}/{seed}")
             spec = f"{name}:{rng.randint(1, passes)}"
             if delay:
@@ -66,7 +66,7 @@ def _cases(command: str, points: list) -> list[str]:
     return list(dict.fromkeys(out))  # one-pass points draw the same spec for every seed
 
 
-def _run(args: list, env: dict | None = None, preexec=None, timeout: int = 300) -> subprocess.CompletedProcess:
+def _run(args: list, env: dict | None = None, preexec=None, timeout: int = 1200) -> subprocess.CompletedProcess:
     full_env = {**{k: v for k, v in os.environ.items() if k != "GIMSFM_FAULT"}, **(env or {})}
     return subprocess.run([sys.executable, "-m", "gimsfm", *map(str, args)], capture_output=True, text=True,
                           env=full_env, preexec_fn=preexec, timeout=timeout, cwd=REPO)
