@@ -6,7 +6,7 @@ compares the result with an uninterrupted run: reconstruct (same registered imag
 seed, one mapping thread), label (same label files), train (resumes from the last checkpoint written and
 ends with the same weights). Files a user keeps in the folders must be untouched.
 
-The default suite runs a short set (about 1.5 min on 2 cores). The full matrix, every kill point with N and
+The default suite runs a short set (11 tests, about 20 gimsfm processes: about 2-2.5 min on 2 idle cores). The full matrix, every kill point with N and
 SECONDS drawn from 3 seeds:  python scripts/fault_matrix.py   (= GIMSFM_FAULT_FULL=1 pytest -m fault).
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ RECONSTRUCT_POINTS = [
 LABEL_POINTS = [("label.frame", 9, None), ("label.write", 2, None), ("label.video", 2, None)]
 TRAIN_ITERS = 5
 TRAIN_POINTS = [("train.iteration", TRAIN_ITERS, None), ("train.checkpoint", TRAIN_ITERS, None)]
-SHORT = {"reconstruct": ["features.write:20", "matches.pair:9", "mapping.start:2@0.1", "model.write:1"],
+SHORT = {"reconstruct": ["features.write:20", "mapping.start:2@0.1"],
          "label": ["label.write:1"], "train": ["train.checkpoint:3"]}
 
 
@@ -234,6 +234,7 @@ def _tmpfs(path: Path, options: str):
             subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
+@pytest.mark.skipif(not FULL, reason="full matrix only (the file-size limit test covers the short set)")
 def test_disk_full_on_a_tiny_filesystem(scene, reference, tmp_path):
     """A real ENOSPC (a 2 MB tmpfs): one line naming the file; after the space grows, the rerun resumes."""
     mnt = tmp_path / "disk"
