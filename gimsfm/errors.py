@@ -1,4 +1,5 @@
 """User-facing errors: the CLI prints them as one line and exits non-zero."""
+import errno
 
 
 class GimsfmError(Exception):
@@ -37,14 +38,17 @@ class OutputWriteError(GimsfmError):
     exit_code = 5
 
 
-# errno -> cause, for the failures a user fixes by freeing space or changing permissions
-_WRITE_ERRNOS = {28: "no space left on device", 27: "file too large (file-size limit)", 122: "disk quota exceeded",
-                 30: "read-only file system", 13: "permission denied", 1: "operation not permitted"}
-# The same causes as C++ libraries (HDF5, SQLite, torch, open3d) word them in their exceptions
-_WRITE_TEXTS = {"no space left": 28, "file too large": 27, "disk quota": 122, "read-only file system": 30,
-                "permission denied": 13, "database or disk is full": 28, "attempt to write a readonly database": 30,
-                "errno = 27": 27, "errno = 28": 28, "file write failed": 0, "unable to extend file": 0}
-_WRITE_ERRNOS[0] = "write failed (disk full or file-size limit)"
+# errno -> cause, for the failures a user fixes by freeing space or changing permissions (0: cause unknown)
+_WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EFBIG: "file too large (file-size limit)",
+                 errno.EDQUOT: "disk quota exceeded", errno.EROFS: "read-only file system",
+                 errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                 0: "write failed (disk full or file-size limit)"}
+# The same causes as C++ libraries (HDF5, SQLite, torch) word them in their exceptions
+_WRITE_TEXTS = {"no space left": errno.ENOSPC, "file too large": errno.EFBIG, "disk quota": errno.EDQUOT,
+                "read-only file system": errno.EROFS, "permission denied": errno.EACCES,
+                "database or disk is full": errno.ENOSPC, "attempt to write a readonly database": errno.EROFS,
+                f"errno = {errno.EFBIG}": errno.EFBIG, f"errno = {errno.ENOSPC}": errno.ENOSPC,
+                "file write failed": 0, "unable to extend file": 0}
 
 
 def write_failure(exc: BaseException, path: object = None) -> OutputWriteError | None:
@@ -83,9 +87,9 @@ def _probe(folder: object) -> tuple[int | None, str | None]:
     if not folder.is_dir():
         return None, None
     if not os.access(folder, os.W_OK):
-        return 13, str(folder)
+        return errno.EACCES, str(folder)
     if shutil.disk_usage(folder).free < 1 << 20:
-        return 28, str(folder)
+        return errno.ENOSPC, str(folder)
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     if limit != resource.RLIM_INFINITY:
         # a write stopped at (or a page short of) the limit; larger files were written before it was set
@@ -93,5 +97,5 @@ def _probe(folder: object) -> tuple[int | None, str | None]:
         stopped = [(p.stat().st_mtime, p) for p in folder.rglob("*")
                    if p.is_file() and limit - margin <= p.stat().st_size <= limit]
         if stopped:
-            return 27, str(max(stopped)[1])
+            return errno.EFBIG, str(max(stopped)[1])
     return None, None
