@@ -223,7 +223,10 @@ def _reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None, o
         raise
     finally:
         timings["total"] = time.perf_counter() - t_start
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        try:
+            (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        except OSError as exc:  # a full disk: report the write that failed first, not this one
+            logger.warning("could not write summary.json: %s", exc)
         logger.removeHandler(handler)
         handler.close()
     logger.info("registered %d/%d images, %d points, reprojection error %.3f px in %.1f s",
