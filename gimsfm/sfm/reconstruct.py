@@ -142,6 +142,7 @@ def _prepare_out(out: Path, image_dir: Path, config: ReconstructConfig, overwrit
 def _file_log(out: Path) -> logging.Handler:
     handler = logging.FileHandler(out / "gimsfm.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.handleError = lambda record: None  # a full disk: the terminal still gets the line, no traceback
     logger.addHandler(handler)
     return handler
 
