@@ -9,7 +9,7 @@ import sys
 import typer
 
 from .. import logger
-from ..errors import GimsfmError
+from ..errors import GimsfmError, write_failure
 
 app = typer.Typer(
     help="gimsfm: generalizable image matching for structure-from-motion and visual localization.",
@@ -35,20 +35,29 @@ def _load_commands() -> None:
                 raise
 
 
+def _fail(exc: GimsfmError) -> None:
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    typer.secho(f"error: {msg}", err=True, fg="red")
+    sys.exit(exc.exit_code)
+
+
 def main() -> None:
+    from ..utils import interrupt
+
     _load_commands()
+    interrupt.install()
     try:
         app()
     except GimsfmError as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        typer.secho(f"error: {msg}", err=True, fg="red")
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        typer.secho("interrupted: finished stages are kept; re-run the same command to resume", err=True)
-        sys.exit(130)
+        _fail(exc)
+    except (KeyboardInterrupt, interrupt.Interrupted) as exc:
+        typer.secho(interrupt.message, err=True)
+        sys.exit(getattr(exc, "exit_code", 130))
     except Exception as exc:  # an unexpected failure still gets one line, unless debugging
         if os.environ.get("GIMSFM_DEBUG"):
             raise
+        if (failed_write := write_failure(exc)) is not None:
+            _fail(failed_write)
         logger.debug("internal error", exc_info=True)
         first = str(exc).splitlines()[0] if str(exc) else ""
         typer.secho(f"internal error: {type(exc).__name__}: {first} (set GIMSFM_DEBUG=1 for the traceback)",

@@ -50,6 +50,10 @@ def train_cmd(
         typer.echo(f"{prepare_cache(p, workers)} records cached under {p['data']['cache_dir']}")
         return
     trainer = Trainer(p, device=device)
+    if not resume:
+        from ..utils import interrupt
+
+        interrupt.message = "interrupted; rerun with --resume to continue from the last checkpoint"
     if export_val is not None:
         from ..train.datasets import export_homography_val
 
@@ -76,6 +80,12 @@ def train_cmd(
         return
     summary = trainer.run(resume=resume, overwrite=overwrite, max_iters=max_iters, progress=not no_progress)
     typer.echo(f"stopped at iteration {summary['iteration']}; checkpoint {summary['checkpoint']}")
+    if summary.get("sigterm"):  # the trainer finished its iteration and wrote the checkpoint first
+        import signal
+
+        from ..utils.interrupt import Interrupted
+
+        raise Interrupted(signal.SIGTERM)
 
 
 def _tune_ratio(trainer, preset: dict, text: str) -> None:

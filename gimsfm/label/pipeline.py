@@ -27,8 +27,10 @@ import h5py
 import numpy as np
 
 from .. import logger
-from ..errors import InputError
+from ..errors import InputError, write_failure
+from ..utils.fault import point
 from ..utils.progress import tqdm
+from ..utils.runlock import RunLock
 from .filtering import drop_static, fuse, magsac_fundamental_inliers
 from .frames import is_video, iter_sampled_frames, probe_fps, sampling_step
 from .methods import build_methods, default_methods
@@ -138,6 +140,7 @@ def label_video(source: Path, out_root: Path, config: LabelConfig, methods=None)
                 for name, part in parts.items():
                     by_method[name][(prev_n, n)] = part
         window.append((n, fidx, feats))
+        point("label.frame")
     if not frame_index:
         raise InputError(f"{source}: no frames decoded")
     stats["sampled_frames"] = len(frame_index)
@@ -155,6 +158,7 @@ def label_video(source: Path, out_root: Path, config: LabelConfig, methods=None)
         for name, lab in variants.items():
             _write_pairs(f.require_group(f"variants/{name}"), lab, direct, frame_index, sizes)
         f.attrs.update(source=str(source), fps=fps, step=step, config=json.dumps(asdict(config)))
+        point("label.write")  # killed with labels.h5 open
     intervals = [frame_index[b] - frame_index[a] for a, b in final]
     stats.update(
         propagated_pairs=int(sum((k not in direct) for k in final)), final_pairs=len(final),
@@ -166,6 +170,7 @@ def label_video(source: Path, out_root: Path, config: LabelConfig, methods=None)
     if final_dir.exists():
         shutil.rmtree(final_dir)
     os.replace(work, final_dir)
+    point("label.video")
     logger.info("%s: %d pairs (%d propagated), %.0f labels/pair, reach %d frames, %.1f s", source.name,
                 stats["final_pairs"], stats["propagated_pairs"], stats["mean_labels_per_pair"],
                 stats["max_reach_frames"], stats["seconds"])
@@ -203,10 +208,15 @@ def find_sources(inputs: list[Path]) -> list[Path]:
 
 def label_videos(inputs: list[Path], out_root: Path, config: LabelConfig, workers: int = 1,
                  backend: str = "local") -> Path:
-    """Label many videos: serially, in `workers` local processes, or as Ray tasks. Returns index.json."""
+    """Label many videos: serially, in `workers` local processes, or as Ray tasks. Returns index.json.
+
+    The store is locked for the run: a second `label` on it stops at once (RunLockedError)."""
     sources = find_sources(inputs)
-    out_root = Path(out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
+    with RunLock(Path(out_root), "label"):
+        return _label_videos(sources, Path(out_root), config, workers, backend)
+
+
+def _label_videos(sources: list[Path], out_root: Path, config: LabelConfig, workers: int, backend: str) -> Path:
     jobs = [(str(s), str(out_root), asdict(config)) for s in sources]
     failures: dict[str, str] = {}
     if backend == "ray":
@@ -239,6 +249,8 @@ def label_videos(inputs: list[Path], out_root: Path, config: LabelConfig, worker
             try:
                 label_video(Path(j[0]), out_root, config, methods)
             except Exception as exc:  # noqa: BLE001 - one bad video must not stop the others
+                if write_failure(exc, out_root) is not None:
+                    raise  # but a full disk stops them all
                 logger.debug("labelling %s failed", j[0], exc_info=True)
                 failures[j[0]] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     for src, msg in failures.items():

@@ -27,6 +27,7 @@ from ..sfm.retrieval import extract_global, load_global, top_k
 from ..utils.cameras import read_intrinsics
 from ..utils.h5io import read_features, write_features
 from ..utils.io import exif_focal_px, list_images, read_image
+from ..utils.runlock import RunLock
 
 
 @dataclass
@@ -180,7 +181,20 @@ class DenseQueries:
 def localize(map_dir: Path, queries: Path, out_poses: Path, matcher_name: str | None = None,
              intrinsics_path: Path | None = None, num_db: int = 10, min_inliers: int = 12,
              max_error: float = 12.0, device: str = "auto") -> tuple[Path, list[QueryResult]]:
-    """Localize every query; writes hloc poses (`name qw qx qy qz tx ty tz`) and a JSON log beside them."""
+    """Localize every query; writes hloc poses (`name qw qx qy qz tx ty tz`) and a JSON log beside them.
+
+    The map folder is held as a reader (no `reconstruct` may rewrite it meanwhile) and the poses' work
+    folder as a writer (a second `localize` to the same poses stops at once)."""
+    out_poses = Path(out_poses)
+    with RunLock(Path(map_dir), "localize", shared=True), \
+            RunLock(out_poses.with_name(out_poses.stem + "_work"), "localize"):
+        return _localize(map_dir, queries, out_poses, matcher_name, intrinsics_path, num_db, min_inliers,
+                         max_error, device)
+
+
+def _localize(map_dir: Path, queries: Path, out_poses: Path, matcher_name: str | None,
+              intrinsics_path: Path | None, num_db: int, min_inliers: int, max_error: float,
+              device: str) -> tuple[Path, list[QueryResult]]:
     rec, run = load_map(map_dir)
     map_dir = Path(map_dir)
     config = run.get("config", {})

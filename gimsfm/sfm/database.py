@@ -10,6 +10,7 @@ from ..utils.progress import tqdm
 
 from .. import logger
 from ..errors import InputError
+from ..utils.fault import point
 from ..utils.h5io import read_features, read_matches, read_pairs
 from ..utils.io import exif_camera, exif_focal_px
 
@@ -98,6 +99,7 @@ def import_matches(database_path: Path, image_ids: dict[str, int], pairs_path: P
                 continue
             db.write_matches(image_ids[a], image_ids[b], matches.astype(np.uint32))
             n += 1
+            point("database.import")
     return n
 
 
@@ -109,6 +111,7 @@ def verify(database_path: Path, pairs_path: Path, max_error: float = 4.0, min_in
     options.ransac.min_inlier_ratio = 0.1
     options.ransac.random_seed = 0
     options.min_num_inliers = min_inliers
+    point("verify.start")  # with @SECONDS: killed inside COLMAP's verification
     pycolmap.verify_matches(database_path, pairs_path, options)
     return len(verified_pairs(database_path, min_inliers))
 

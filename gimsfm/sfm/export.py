@@ -7,6 +7,7 @@ import numpy as np
 import pycolmap
 
 from .. import logger
+from ..utils.fault import point
 
 
 def model_stats(rec: pycolmap.Reconstruction) -> dict:
@@ -41,6 +42,7 @@ def export_ply(rec: pycolmap.Reconstruction, path: Path, remove_outliers: bool =
         cloud, _ = cloud.remove_statistical_outlier(nb_neighbors=nb_neighbors, std_ratio=std_ratio)
     tmp = Path(path).with_name(Path(path).stem + ".tmp.ply")
     o3d.io.write_point_cloud(str(tmp), cloud, write_ascii=False)
+    point("export.ply")
     tmp.replace(path)
     return Path(path), len(cloud.points)
 

@@ -8,6 +8,7 @@ from ..utils.progress import tqdm
 from .. import logger
 from ..errors import InputError
 from ..matchers.base import Matcher
+from ..utils.fault import point
 from ..utils.h5io import list_h5_names, open_h5, write_features
 from ..utils.io import read_image
 
@@ -43,5 +44,6 @@ def extract_features(image_dir: Path, names: list[str], features_path: Path, mat
             continue
         feats = matcher.extract(image)
         write_features(features_path, name, feats, attrs={"feature_key": matcher.feature_key})
+        point("features.image")
     logger.info("features: %d extracted, %d unreadable", len(todo) - len(failed), len(failed))
     return features_path, failed

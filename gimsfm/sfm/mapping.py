@@ -10,6 +10,7 @@ from ..utils.progress import tqdm
 
 from .. import logger
 from ..errors import InputError, ReconstructionError
+from ..utils.fault import point
 from ..utils.io import read_image
 from .database import verified_pairs
 
@@ -35,6 +36,7 @@ def _map_once(database_path: Path, image_dir: Path, models_dir: Path, mapper: st
     if models_dir.exists():
         shutil.rmtree(models_dir)
     models_dir.mkdir(parents=True)
+    point("mapping.start")  # with @SECONDS: killed inside COLMAP's mapper
     if mapper == "incremental":
         options = pycolmap.IncrementalPipelineOptions()
         options.min_model_size = min_model_size
@@ -78,6 +80,7 @@ def run_mapping(database_path: Path, image_dir: Path, models_dir: Path, mapper: 
     for attempt in range(attempts):
         models = _map_once(database_path, image_dir, scratch, mapper, seed + attempt, min_model_size,
                            refine_intrinsics, num_threads)
+        point("mapping.attempt")
         if models and (not best or _rank(models[0]) > _rank(best[0])):
             best = models
             if models_dir.exists():
@@ -128,6 +131,7 @@ def write_model_atomic(rec: pycolmap.Reconstruction, out_dir: Path) -> Path:
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     rec.write_binary(str(tmp))
+    point("model.write")
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)

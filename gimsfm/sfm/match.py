@@ -10,6 +10,7 @@ from .. import logger
 from ..errors import InputError
 from ..matchers.base import Matcher
 from ..matchers.views import match_cached
+from ..utils.fault import point
 from ..utils.h5io import (list_h5_names, names_to_pair, open_h5, read_features, read_pairs, write_features,
                           write_matches)
 from ..utils.io import read_image
@@ -74,6 +75,7 @@ def match_pairs(pairs_path: Path, features_path: Path, matches_path: Path, match
         else:
             m0, s0 = matcher.match(cache[a], cache[b])
         write_matches(matches_path, a, b, m0, s0)
+        point("matches.pair")
     logger.info("matching: %d pairs matched%s", len(todo), "; pairs per view level: " + ", ".join(
         f"L{k} {v}" for k, v in sorted(levels.items())) if levels else "")
     return matches_path

@@ -19,9 +19,11 @@ from ..matchers import get_matcher
 from ..utils.cameras import read_intrinsics
 from ..utils.config import read_yaml_extends
 from ..utils.h5io import open_h5, read_matches, read_pairs
+from ..utils.fault import point
 from ..utils.io import list_images
 from ..utils.profiling import PeakMemory, timed
 from ..matchers.base import SiftMatcher
+from ..utils.runlock import LOCK_NAME, RunLock
 from . import database, dense, export, mapping
 from .extract import extract_features
 from .match import match_pairs
@@ -91,16 +93,20 @@ def load_preset(preset: str | Path) -> dict[str, Any]:
     return read_yaml_extends(path)
 
 
-def _prepare_out(out: Path, image_dir: Path, config: ReconstructConfig, overwrite: bool) -> None:
-    """Create OUT, or resume a compatible earlier run in it; never touch files that are not ours."""
+def _check_out(out: Path, image_dir: Path) -> None:
     out = out.resolve()
     if out == image_dir or image_dir in out.parents:
         raise InputError("--out must not be inside the image folder")
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"--out {out} exists and is not a folder")
+
+
+def _prepare_out(out: Path, image_dir: Path, config: ReconstructConfig, overwrite: bool) -> None:
+    """Create OUT, or resume a compatible earlier run in it; never touch files that are not ours."""
+    out = out.resolve()
     run_file = out / RUN_FILE
     if out.exists() and any(out.iterdir()) and not run_file.exists():
-        foreign = [p.name for p in out.iterdir() if p.name not in ARTEFACTS]
+        foreign = [p.name for p in out.iterdir() if p.name not in ARTEFACTS and p.name != LOCK_NAME]
         if foreign:
             raise OutputExistsError(f"--out {out} already holds other files ({', '.join(foreign[:3])}); "
                                     "choose an empty or new folder")
@@ -143,13 +149,22 @@ def _needs_retrieval(config: ReconstructConfig, n_images: int) -> bool:
 def _file_log(out: Path) -> logging.Handler:
     handler = logging.FileHandler(out / "gimsfm.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.handleError = lambda record: None  # a full disk: the terminal still gets the line, no traceback
     logger.addHandler(handler)
     return handler
 
 
 def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = None, overwrite: bool = False,
                 device: str = "auto") -> Path:
-    """Run the whole pipeline; returns OUT/summary.json. Raises GimsfmError subclasses on bad input."""
+    """Run the whole pipeline; returns OUT/summary.json. Raises GimsfmError subclasses on bad input.
+
+    OUT is locked for the run: a second run on it stops at once (RunLockedError)."""
+    _check_out(Path(out), Path(image_dir).resolve())
+    with RunLock(Path(out), "reconstruct"):
+        return _reconstruct(image_dir, out, config, overwrite, device)
+
+
+def _reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None, overwrite: bool, device: str) -> Path:
     config = config or ReconstructConfig()
     image_dir, out = Path(image_dir).resolve(), Path(out)
     names = list_images(image_dir)
@@ -178,10 +193,12 @@ def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = N
                         extract_features(image_dir, list(sizes), retrieval_features, SiftMatcher())
                 features = out / "features.h5"
             summary["skipped_images"] = failed
+            point("stage.features")
             good = [n for n in names if n not in failed]
             with timed(timings, "pairs"):
                 pairs = make_pairs(good, config.pairs, out / "pairs.txt", retrieval_features, out / "global.h5",
                                    config.window, config.loop_closure, config.num_matched)
+            point("stage.pairs")
             with timed(timings, "matching"):
                 if matcher.sparse:
                     matches = match_pairs(pairs, features, out / "matches.h5", matcher, image_dir=image_dir)
@@ -191,6 +208,7 @@ def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = N
                     matches = out / "matches.h5"
                     summary["dense_keypoints"] = dense.merge_dense_matches(
                         out / "dense_matches.h5", pair_list, sizes, features, matches, config.dense_cell)
+            point("stage.matching")
             known = read_intrinsics(Path(config.intrinsics)) if config.intrinsics else {}
             with timed(timings, "verification"):
                 ids = database.create_database(out / "database.db", image_dir, good, features,
@@ -198,6 +216,7 @@ def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = N
                 n_pairs = database.import_matches(out / "database.db", ids, pairs, matches)
                 n_verified = database.verify(out / "database.db", pairs, config.verify_max_error,
                                              config.min_inliers) if n_pairs else 0
+            point("stage.verification")
             summary.update(num_pairs=len(read_pairs(pairs)), num_matched_pairs=n_pairs, num_verified_pairs=n_verified)
             if n_verified == 0:
                 best = max((len(read_matches(matches, a, b)[0]) for a, b in read_pairs(pairs)), default=0)
@@ -211,11 +230,13 @@ def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = N
                 rec = models[0]
                 mapping.colorize(rec, image_dir)
                 mapping.write_model_atomic(rec, out / "sparse")
+            point("stage.mapping")
             with timed(timings, "export"):
                 _, n_ply = export.export_ply(rec, out / "points.ply", config.ply_remove_outliers)
                 scene = image_dir.parent.name if image_dir.name == "images" else image_dir.name
                 export.render_preview(rec, out / "preview.png", f"{scene}: {rec.num_reg_images()}/"
                                       f"{len(names)} images, {rec.num_points3D()} points ({config.matcher})")
+            point("stage.export")
         registered = {rec.image(i).name for i in rec.reg_image_ids()}
         summary.update(export.model_stats(rec))
         summary.update(status="ok", num_models=len(models), num_points_ply=n_ply,
@@ -226,7 +247,10 @@ def reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None = N
         raise
     finally:
         timings["total"] = time.perf_counter() - t_start
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        try:
+            (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        except OSError as exc:  # a full disk: report the write that failed first, not this one
+            logger.warning("could not write summary.json: %s", exc)
         logger.removeHandler(handler)
         handler.close()
     logger.info("registered %d/%d images, %d points, reprojection error %.3f px in %.1f s",

@@ -35,6 +35,8 @@ from ..models import build_model, load_exported  # noqa: F401  (load_exported: r
 from ..utils.config import deep_merge as _merge, read_yaml_extends
 from ..utils.checkpoint import read_torch_file
 from ..utils.device import resolve_device, torchrun_world
+from ..utils.fault import point
+from ..utils.runlock import RunLock, pid_alive
 from . import labels as L
 from .arch import arch_for
 from .arch.lightglue import evaluate  # noqa: F401  (public name, used by tests and tools)
@@ -135,7 +137,11 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    for old in path.parent.glob(path.name + ".tmp*"):  # left by a killed run
+        if old.name[len(path.name) + 4:].isdigit() and not pid_alive(int(old.name[len(path.name) + 4:])):
+            old.unlink(missing_ok=True)
     torch.save(obj, tmp)
+    point("train.checkpoint")  # killed between the new checkpoint's write and its rename
     os.replace(tmp, path)
 
 
@@ -382,6 +388,12 @@ class Trainer:
         t = self.p["train"]
         torch.set_num_threads(int(t["threads"]))
         cv2.setNumThreads(1)
+        if self.is_main:  # one training process per run folder (the other DDP ranks follow rank 0)
+            with RunLock(self.out, "train"):
+                return self._run_locked(resume, overwrite, max_iters, progress)
+        return self._run_locked(resume, overwrite, max_iters, progress)
+
+    def _run_locked(self, resume: bool, overwrite: bool, max_iters: int | None, progress: bool) -> dict[str, Any]:
         if self.ckpt_path.exists() and not (resume or overwrite):
             raise OutputExistsError(f"{self.ckpt_path} exists: use --resume to continue or --overwrite to restart")
         if self.world > 1:
@@ -494,6 +506,7 @@ class Trainer:
                 logger.warning("non-finite loss at iteration %d: step skipped", it)
             it += 1
             bar.update(1)
+            point("train.iteration")
             last = metrics
             if main and (it % int(t["log_every"]) == 0 or it == end):
                 self._csv("train_log.csv", {"iteration": it, "time_s": time.time() - t0, "lr": lr_at(it - 1,
@@ -523,7 +536,7 @@ class Trainer:
         getattr(batches, "_shutdown_workers", lambda: None)()  # DataLoader workers: stop prefetching now
         if prev is not None:
             signal.signal(signal.SIGTERM, prev)
-        summary = {"iteration": it, "elapsed_s": time.time() - t0, "last": last,
+        summary = {"iteration": it, "elapsed_s": time.time() - t0, "last": last, "sigterm": stop["flag"],
                    "val": history["val"][-1] if history["val"] else None, "checkpoint": str(self.ckpt_path)}
         if main:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))

@@ -7,12 +7,15 @@ int (-1 = unmatched) and `matching_scores0` (N0,).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, RunLockedError, write_failure
+from .fault import point
 
 
 def names_to_pair(name0: str, name1: str, separator: str = "/") -> str:
@@ -20,12 +23,33 @@ def names_to_pair(name0: str, name1: str, separator: str = "/") -> str:
 
 
 def open_h5(path: Path, mode: str = "r") -> h5py.File:
-    """Open an HDF5 file; a file left broken by an interrupted run raises InputError with a hint."""
+    """Open an HDF5 file; a file left broken by an interrupted run raises InputError with a hint.
+
+    A file another process holds open (HDF5's own lock) or a write that fails (disk full, read-only) is
+    no broken file: those raise RunLockedError / OutputWriteError, so nobody is told to delete good work.
+    """
     try:
         return h5py.File(str(path), mode, libver="latest")
     except OSError as exc:
+        if "unable to lock file" in str(exc):
+            raise RunLockedError(f"another process has {path} open (HDF5 file lock); wait for it to finish "
+                                 "or stop it, or use another output folder") from None
+        if (failed := write_failure(exc, path)) is not None:
+            raise failed from None
         raise InputError(f"{path} is not a readable HDF5 file ({str(exc).splitlines()[0][:80]}); "
                          "it may be left from an interrupted run: use --overwrite") from None
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[h5py.File]:
+    """open_h5(path, "a"), a failed write (disk full, file-size limit) reported against this file."""
+    try:
+        with open_h5(path, "a") as f:
+            yield f
+    except (OSError, RuntimeError) as exc:
+        if (failed := write_failure(exc, path)) is not None:
+            raise failed from None
+        raise
 
 
 def list_h5_names(path: Path) -> set[str]:
@@ -39,7 +63,7 @@ def list_h5_names(path: Path) -> set[str]:
 
 
 def write_features(path: Path, name: str, feats: dict[str, np.ndarray], attrs: dict | None = None) -> None:
-    with open_h5(path, "a") as f:
+    with _writing(path) as f:
         if name in f:
             del f[name]
         grp = f.create_group(name)
@@ -49,6 +73,7 @@ def write_features(path: Path, name: str, feats: dict[str, np.ndarray], attrs: d
                 value = value.T  # hloc stores (D, N)
                 value = value.astype(np.float16) if value.dtype == np.float64 else value
             grp.create_dataset(key, data=value)
+            point("features.write")  # killed with the file open, half a group written
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
 
@@ -66,11 +91,12 @@ def read_features(path: Path, name: str) -> dict[str, np.ndarray]:
 
 def write_matches(path: Path, name0: str, name1: str, matches0: np.ndarray, scores0: np.ndarray) -> None:
     pair = names_to_pair(name0, name1)
-    with open_h5(path, "a") as f:
+    with _writing(path) as f:
         if pair in f:
             del f[pair]
         grp = f.create_group(pair)
         grp.create_dataset("matches0", data=matches0.astype(np.int32))
+        point("matches.write")
         grp.create_dataset("matching_scores0", data=scores0.astype(np.float16))
 
 
