@@ -45,7 +45,7 @@ if [ "$have" = none ] || { [ "$TORCH_BUILD" != auto ] && [ "$have" != "$want" ];
          "$TORCH_CPU_INDEX/torch/" >/dev/null 2>&1; then
       torch_args+=(--index-url "$TORCH_CPU_INDEX")
     else
-      echo "install.sh: $TORCH_CPU_INDEX unreachable: torch from the default index (PyPI: the CUDA build)" >&2
+      echo "install.sh: $TORCH_CPU_INDEX unreachable: torch from the default index (from PyPI: the CUDA build)" >&2
       want=default
     fi
   fi
@@ -62,4 +62,5 @@ if [ "$DEV" = 1 ]; then
 else
   .venv/bin/pip install -q -e .
 fi
-echo "gimsfm installed in $(pwd)/.venv with $(.venv/bin/python -c "import torch; print('torch', torch.__version__, '(CUDA', torch.version.cuda, 'build)' if torch.version.cuda else '(CPU build)')")"
+echo "gimsfm installed in $(pwd)/.venv with $(.venv/bin/python -c "import torch as t
+print(f'torch {t.__version__}, ' + (f'the CUDA {t.version.cuda} build' if t.version.cuda else 'the CPU build'))")"
