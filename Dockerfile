@@ -30,7 +30,7 @@ FROM deps AS wheel
 COPY pyproject.toml README.md LICENSE /src/
 COPY pipelines /src/pipelines
 COPY gimsfm /src/gimsfm
-RUN pip wheel --no-deps --wheel-dir /wheels /src
+RUN pip wheel --no-deps --wheel-dir /dist /src
 
 # -- the image: system libraries (the same as install.sh), the venv, the package, the demo scene, a non-root user
 FROM ${BASE_IMAGE}
@@ -43,8 +43,8 @@ ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 
     MPLCONFIGDIR=/tmp/matplotlib XDG_CACHE_HOME=/tmp/.cache
 COPY --from=deps /opt/venv /opt/venv
 # the wheel (about 6 MB) stays in the COPY layer: a code edit adds only small layers over the venv
-COPY --from=wheel /wheels /tmp/wheels
-RUN pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels && pip check
+COPY --from=wheel /dist /tmp/dist
+RUN pip install --no-deps /tmp/dist/*.whl && rm -rf /tmp/dist && pip check
 COPY scenes /opt/gimsfm/scenes
 USER gimsfm
 WORKDIR /data
