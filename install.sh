@@ -3,7 +3,7 @@
 # Usage: ./install.sh [--dev] [--cpu | --cuda]      (--dev adds the test tools; idempotent)
 # torch (TORCH_VERSION, default 2.13.0):
 #   --cuda  PyPI's Linux wheel, the CUDA build (about 2.7 GB with its nvidia-* wheels).
-#   --cpu   the CPU build from PyTorch's CPU index (about 200 MB) when it answers within 5 s, else the
+#   --cpu   the CPU build from PyTorch's CPU index (a 190 MB wheel) when it answers within 5 s, else the
 #           default index (PyPI gives the CUDA build there, unless pip is configured with a CPU wheel).
 #   neither: --cuda when an NVIDIA driver is present (nvidia-smi or /proc/driver/nvidia), else --cpu.
 set -euo pipefail
