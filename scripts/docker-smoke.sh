@@ -23,6 +23,7 @@ if [ "$(id -u)" -ne 0 ]; then exec sudo -E bash "$0" "$@"; fi
 cd "$(dirname "$0")/.."
 REPO=$PWD
 
+exec 3>&1 4>&2  # the trap reports here, also when it interrupts a command whose output goes to a log
 STEP=setup; BUILD_S=-; SIZE=-; DEMO="not run"; CHILD=""; WORK=""
 log() { echo "[docker-smoke $(date -u +%H:%M:%S)] $*"; }
 fail() { log "FAILED at $STEP: $*"; exit 1; }
@@ -33,6 +34,7 @@ bg() { "$@" & CHILD=$!; wait "$CHILD"; local rc=$?; CHILD=""; return "$rc"; }
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  exec 1>&3 2>&4
   [ -n "$CHILD" ] && kill "$CHILD" 2>/dev/null && wait "$CHILD" 2>/dev/null
   if [ -n "$WORK" ] && [ -d "$WORK" ]; then
     log "cleanup: containers, then the podman store (all images) in $WORK"
