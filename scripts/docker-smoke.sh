@@ -28,20 +28,25 @@ STEP=setup; BUILD_S=-; SIZE=-; DEMO="not run"; CHILD=""; WORK=""
 log() { echo "[docker-smoke $(date -u +%H:%M:%S)] $*"; }
 fail() { log "FAILED at $STEP: $*"; exit 1; }
 
-# Run a long command in the background, so that a signal reaches the trap at once, not after the command.
-bg() { "$@" & CHILD=$!; wait "$CHILD"; local rc=$?; CHILD=""; return "$rc"; }
+# Run a long command in the background, so that a signal reaches the trap at once, not after the command;
+# in its own process group, so that the trap can stop all of it (mmdebstrap's apt, podman's helpers).
+bg() { setsid "$@" & CHILD=$!; wait "$CHILD"; local rc=$?; CHILD=""; return "$rc"; }
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   exec 1>&3 2>&4
-  [ -n "$CHILD" ] && kill "$CHILD" 2>/dev/null && wait "$CHILD" 2>/dev/null
+  if [ -n "$CHILD" ]; then
+    kill -TERM -- "-$CHILD" 2>/dev/null
+    for _ in $(seq 20); do kill -0 "$CHILD" 2>/dev/null || break; sleep 1; done
+    kill -KILL -- "-$CHILD" 2>/dev/null; wait "$CHILD" 2>/dev/null
+  fi
   if [ -n "$WORK" ] && [ -d "$WORK" ]; then
     log "cleanup: containers, then the podman store (all images) in $WORK"
     podman rm -a -f >/dev/null 2>&1
     # overlay mounts left by an interrupted build would keep the store busy
     findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf "$WORK"  # the private store: removing it removes every image and layer (faster than podman rmi)
+    rm -rf --one-file-system "$WORK"  # the private store: removing it removes every image and layer (faster than podman rmi)
     left=$(ps -eo pid=,args= | grep -F "$WORK" | grep -v grep || true)
     [ -z "$left" ] || { log "cleanup: processes still use $WORK:"; echo "$left"; rc=1; }
   fi
