@@ -17,7 +17,7 @@ from .. import logger
 from ..errors import InputError, OutputExistsError, ReconstructionError
 from ..matchers import get_matcher
 from ..utils.cameras import read_intrinsics
-from ..utils.config import read_yaml_extends
+from ..utils.config import PRESETS_DIR, read_yaml_extends
 from ..utils.h5io import open_h5, read_matches, read_pairs
 from ..utils.fault import point
 from ..utils.io import list_images
@@ -33,7 +33,7 @@ RUN_FILE = "run.json"
 # Files and folders a run creates; --overwrite removes only these, never anything else in OUT.
 ARTEFACTS = ["features.h5", "matches.h5", "dense_matches.h5", "retrieval_features.h5", "global.h5", "pairs.txt", "database.db", "sparse", "sparse.tmp",
              "models", "models.attempt", "points.ply", "preview.png", "summary.json", "gimsfm.log", RUN_FILE]
-REPO_PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
+REPO_PIPELINES = PRESETS_DIR
 
 
 @dataclass
@@ -84,7 +84,7 @@ class ReconstructConfig:
 
 
 def load_preset(preset: str | Path) -> dict[str, Any]:
-    """A YAML preset by path, or by name from the repo's pipelines/ folder (`extends:` resolved)."""
+    """A YAML preset by path, or by name from pipelines/ (shipped as gimsfm/presets) (`extends:` resolved)."""
     path = Path(preset)
     if not path.is_file():
         path = REPO_PIPELINES / f"{preset}.yaml"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import logger
 from ..errors import InputError
+from ..utils.config import PRESETS_DIR
 from .world import DOMAINS
 
 SUITE_VERSION = 6
@@ -67,7 +68,7 @@ PRESET_FILES = {"zeb-lite-synth": "synth_zeb_lite.yaml", "base-indoor": "synth_b
 
 
 def pipelines_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "pipelines"
+    return PRESETS_DIR
 
 
 def load_preset(name_or_path: str) -> dict:

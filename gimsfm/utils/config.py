@@ -9,6 +9,9 @@ import yaml
 
 from ..errors import InputError
 
+# The named presets: in a checkout a link to the repo's pipelines/, in a wheel (the Docker image) package data.
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
+
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """The mapping in a YAML file; InputError if missing, invalid or not a mapping (empty file -> {})."""
