@@ -21,7 +21,7 @@ bench_app = typer.Typer(help="Benchmarks (results.json + markdown table + timing
 app.add_typer(bench_app, name="bench")
 
 # Command modules, in help order. A module that does not exist (yet) is skipped.
-COMMAND_MODULES = ["reconstruct", "match", "localize", "synth", "label", "train", "bench_sfm", "bench_pose",
+COMMAND_MODULES = ["reconstruct", "view", "export", "match", "localize", "synth", "label", "train", "bench_sfm", "bench_pose",
                    "bench_localize", "bench_speed"]
 
 
