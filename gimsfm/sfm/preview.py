@@ -15,7 +15,8 @@ from .scene_view import (DrawnCamera, focus_points, frustum_size, frustum_vertic
 MAX_POINTS = 150_000  # a random subset above this: the picture looks the same and stays a second or two
 BACKGROUND = "#15171c"
 CAMERA_COLOR = "#ff5a36"
-REACH = 1.6  # frame the cameras within 1.6 cloud radii; farther ones may leave the picture
+REACHES = (2.5, 1.6, 1.0, 0.0)  # cameras framed: those within this many cloud radii, the first that leaves the
+MIN_POINTS_AREA = 0.3  # points' box at least this fraction of the picture (far photographers leave the frame)
 FRUSTUM_EDGES = [(0, 1), (0, 2), (0, 3), (0, 4), (1, 2), (2, 3), (3, 4), (4, 1)]
 
 
@@ -82,11 +83,16 @@ def render_preview(rec: pycolmap.Reconstruction, path: Path, title: str, caption
     up = scene_up(cams, xyz)
     band = 76  # caption band, pixels
     plot_h = height - band
-    focus, near = focus_points(xyz, cams, reach=REACH)
     size = frustum_size(cams, xyz)
-    frusta = [frustum_vertices(c, size) for c, keep in zip(cams, near) if keep]
-    view = _View(oblique_view(cams, xyz, up), up, focus, np.vstack(frusta) if frusta else np.zeros((0, 3)), width,
-                 plot_h)
+    forward = oblique_view(cams, xyz, up)
+    for reach in REACHES:  # frame the cameras within `reach` cloud radii, unless that shrinks the points
+        focus, near = focus_points(xyz, cams, reach)
+        frusta = [frustum_vertices(c, size) for c, keep in zip(cams, near) if keep]
+        view = _View(forward, up, focus, np.vstack(frusta) if frusta else np.zeros((0, 3)), width, plot_h)
+        uv, depth = view.project(focus)
+        uv = uv[depth > view.near]
+        if len(uv) < 2 or np.prod(np.ptp(uv, 0)) >= MIN_POINTS_AREA * width * plot_h:
+            break
     px, z = view.project(xyz)
     inside = (z > view.near) & (px[:, 0] > -20) & (px[:, 0] < width + 20) & (px[:, 1] > -20) & (px[:, 1] < plot_h + 20)
     px, z, col = px[inside], z[inside], rgb[inside] / 255.0

@@ -262,5 +262,6 @@ def view_model(rec: pycolmap.Reconstruction, path: Path, summary: dict | None = 
     """viewer.html with the title, facts and left-out list taken from a run's summary."""
     title, stats = describe(rec, summary, name)
     if queries:
-        title += f" + {len(queries.cams)} localized queries"
+        n = len(queries.cams)
+        title += f" + {n} localized {'query' if n == 1 else 'queries'}"
     return write_viewer(rec, path, title, stats, left_out, queries, max_points)
