@@ -15,8 +15,10 @@ from .scene_view import (DrawnCamera, focus_points, frustum_size, frustum_vertic
 MAX_POINTS = 150_000  # a random subset above this: the picture looks the same and stays a second or two
 BACKGROUND = "#15171c"
 CAMERA_COLOR = "#ff5a36"
-REACHES = (2.5, 1.6, 1.0, 0.0)  # cameras framed: those within this many cloud radii, the first that leaves the
-MIN_POINTS_AREA = 0.3  # points' box at least this fraction of the picture (far photographers leave the frame)
+REACHES = (np.inf, 2.5, 1.6, 1.0, 0.0)  # cameras framed: those within this many cloud radii, the first that leaves the
+MIN_POINTS_AREA = 0.15  # points' box at least this fraction of the picture (far photographers leave the frame)
+# (elevation, azimuth) candidates; None: the default elevation (steeper for forward-moving sequences).
+VIEWPOINTS = [(None, 25.0), (None, -25.0), (None, 50.0), (None, -50.0), (20.0, 40.0), (50.0, 25.0)]
 FRUSTUM_EDGES = [(0, 1), (0, 2), (0, 3), (0, 4), (1, 2), (2, 3), (3, 4), (4, 1)]
 
 
@@ -67,6 +69,37 @@ def _draw_cameras(ax, view: _View, cams: list[DrawnCamera], size: float, color: 
     ax.add_collection(LineCollection(segments, colors=color, linewidths=1.3, alpha=0.95, zorder=3))
 
 
+def _coverage(view: _View, xyz: np.ndarray, width: int, height: int, cells: int = 24) -> tuple[float, float]:
+    """(fraction of a grid over the picture holding points, fraction of the picture in the points' box)."""
+    uv, z = view.project(xyz)
+    uv = uv[(z > view.near) & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)]
+    if len(uv) < 2:
+        return 0.0, 0.0
+    grid = np.zeros((cells, cells), bool)
+    grid[(uv[:, 1] * cells / height).astype(int), (uv[:, 0] * cells / width).astype(int)] = True
+    return float(grid.mean()), float(np.prod(np.ptp(uv, 0)) / (width * height))
+
+
+def _frame(xyz: np.ndarray, cams: list[DrawnCamera], up: np.ndarray, size: float, width: int,
+           height: int) -> _View:
+    """The candidate viewpoint whose picture the points fill best, framing as many cameras as allows the
+    points' box to keep MIN_POINTS_AREA of the picture."""
+    best = None
+    for reach in REACHES:
+        focus, near = focus_points(xyz, cams, reach)
+        frusta = [frustum_vertices(c, size) for c, keep in zip(cams, near) if keep]
+        frusta = np.vstack(frusta) if frusta else np.zeros((0, 3))
+        scored = []
+        for elevation, azimuth in VIEWPOINTS:
+            view = _View(oblique_view(cams, xyz, up, elevation, azimuth), up, focus, frusta, width, height)
+            scored.append((*_coverage(view, focus, width, height), view))
+        fill, area, view = max(scored, key=lambda s: s[0])
+        best = best or view
+        if area >= MIN_POINTS_AREA:
+            return view
+    return best
+
+
 def render_preview(rec: pycolmap.Reconstruction, path: Path, title: str, caption: str,
                    width: int = 1600, height: int = 1000, max_points: int = MAX_POINTS) -> dict:
     """Write the picture; returns the points drawn and seconds taken."""
@@ -84,15 +117,7 @@ def render_preview(rec: pycolmap.Reconstruction, path: Path, title: str, caption
     band = 76  # caption band, pixels
     plot_h = height - band
     size = frustum_size(cams, xyz)
-    forward = oblique_view(cams, xyz, up)
-    for reach in REACHES:  # frame the cameras within `reach` cloud radii, unless that shrinks the points
-        focus, near = focus_points(xyz, cams, reach)
-        frusta = [frustum_vertices(c, size) for c, keep in zip(cams, near) if keep]
-        view = _View(forward, up, focus, np.vstack(frusta) if frusta else np.zeros((0, 3)), width, plot_h)
-        uv, depth = view.project(focus)
-        uv = uv[depth > view.near]
-        if len(uv) < 2 or np.prod(np.ptp(uv, 0)) >= MIN_POINTS_AREA * width * plot_h:
-            break
+    view = _frame(xyz, cams, up, size, width, plot_h)
     px, z = view.project(xyz)
     inside = (z > view.near) & (px[:, 0] > -20) & (px[:, 0] < width + 20) & (px[:, 1] > -20) & (px[:, 1] < plot_h + 20)
     px, z, col = px[inside], z[inside], rgb[inside] / 255.0

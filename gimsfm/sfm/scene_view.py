@@ -128,14 +128,27 @@ def frustum_size(cams: list[DrawnCamera], points: np.ndarray) -> float:
         np.fill_diagonal(d, np.inf)
         spacing = float(np.median(d.min(1)))
         if spacing > 0:
-            size = min(size, max(1.5 * spacing, 0.015 * extent))
+            size = min(size, max(spacing, 0.01 * extent))
     return size
 
 
-def oblique_view(cams: list[DrawnCamera], points: np.ndarray, up: np.ndarray, elevation_deg: float = 32.0,
-                 azimuth_deg: float = 25.0) -> np.ndarray:
-    """Unit viewing direction for an overview: from behind the cameras (looking where they look),
-    turned `azimuth_deg` about up and tilted `elevation_deg` down, so the relief of the scene shows."""
+def moves_forward(cams: list[DrawnCamera], horiz: np.ndarray, up: np.ndarray) -> bool:
+    """True for a forward-moving sequence (driving, walking with a camera): the camera centres spread
+    mostly along the direction the cameras look."""
+    if len(cams) < 3:
+        return False
+    centers = np.array([c.center for c in cams])
+    flat = centers - centers.mean(0)
+    flat -= np.outer(flat @ up, up)
+    _, s, vt = np.linalg.svd(flat, full_matrices=False)
+    return bool(s[0] > 2 * s[1] and abs(np.dot(vt[0], horiz)) > 0.7)
+
+
+def oblique_view(cams: list[DrawnCamera], points: np.ndarray, up: np.ndarray, elevation: float | None = None,
+                 azimuth: float = 25.0) -> np.ndarray:
+    """Unit viewing direction for an overview: from behind the cameras (looking where they look), turned
+    `azimuth` degrees about up and tilted `elevation` down (default 32, or 50 for a forward-moving sequence,
+    whose path then leads into the scene)."""
     horiz = np.zeros(3)
     if cams:
         dirs = np.array([c.world_from_cam[:, 2] for c in cams])
@@ -147,8 +160,10 @@ def oblique_view(cams: list[DrawnCamera], points: np.ndarray, up: np.ndarray, el
         _, _, vt = np.linalg.svd(flat, full_matrices=False)
         horiz = vt[1] - np.dot(vt[1], up) * up
     horiz /= np.linalg.norm(horiz)
+    if elevation is None:
+        elevation = 50.0 if moves_forward(cams, horiz, up) else 32.0
     side = np.cross(up, horiz)
-    a, e = np.radians(azimuth_deg), np.radians(elevation_deg)
+    a, e = np.radians(azimuth), np.radians(elevation)
     horiz = np.cos(a) * horiz + np.sin(a) * side
     return np.cos(e) * horiz - np.sin(e) * up
 
