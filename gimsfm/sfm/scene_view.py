@@ -228,7 +228,7 @@ def describe(rec: pycolmap.Reconstruction, summary: dict | None, fallback_name: 
     title = fallback_name
     if summary.get("image_dir"):
         image_dir = Path(summary["image_dir"])
-        title = image_dir.parent.name if image_dir.name == "images" else image_dir.name
+        title = image_dir.parent.name if image_dir.name in ("images", "frames", "rgb") else image_dir.name
     total = summary.get("num_images", rec.num_images())
     has_points = rec.num_points3D() > 0
     stats = [f"{rec.num_reg_images()} / {total} images registered", f"{rec.num_points3D():,} points"]
