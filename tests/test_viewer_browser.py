@@ -38,7 +38,8 @@ def browser():
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     options.page_load_strategy = "none"  # return at once; the test waits for the plot itself
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_script_timeout(120)  # a busy machine can keep the page's thread away for long
+    driver.set_script_timeout(600)  # a busy machine can keep the page's thread away for long
+    driver.command_executor.client_config.timeout = 900
     yield driver
     driver.quit()
 
@@ -96,16 +97,20 @@ def test_viewer_draws_in_chromium(browser, tmp_path):
 
 @pytest.mark.slow
 def test_large_model_viewer_size_and_load_time(browser, tmp_path):
-    """100k points and 500 cameras: the page stays under 20 MB and draws in seconds (measured, printed)."""
+    """100k points and 500 cameras: the page stays under 20 MB and draws in seconds (measured, printed).
+    The time is bounded against a small page loaded in the same browser, so a busy machine does not fail it."""
     from gimsfm.sfm.viewer import write_viewer
 
+    write_viewer(synthetic_model(num_points=1000, num_cams=10, observations=False), tmp_path / "small.html",
+                 "small", [])
+    small_seconds, _, _ = open_viewer(browser, tmp_path / "small.html")
     rec = synthetic_model(num_points=100_000, num_cams=500, observations=False, layout="forward")
     info = write_viewer(rec, tmp_path / "viewer.html", "large", ["500 images"])
     size_mb = (tmp_path / "viewer.html").stat().st_size / 1e6
     seconds, shot, log = open_viewer(browser, tmp_path / "viewer.html")
-    print(f"\nlarge model viewer: {size_mb:.1f} MB, written in {info['seconds']:.1f} s, "
-          f"drawn in Chromium in {seconds:.1f} s")
+    print(f"\nlarge model viewer: {size_mb:.1f} MB, written in {info['seconds']:.1f} s, drawn in Chromium in "
+          f"{seconds:.1f} s (a 1,000-point page: {small_seconds:.1f} s)")
     assert info["points_drawn"] == 100_000 and info["cameras"] == 500
     assert size_mb < 20
     assert_drawn(browser, shot, log)
-    assert seconds < 60  # a few seconds on a desktop; generous for a loaded 2-core CI machine
+    assert seconds < 3 * small_seconds + 10

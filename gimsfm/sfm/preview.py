@@ -15,8 +15,10 @@ from .scene_view import (DrawnCamera, focus_points, frustum_size, frustum_vertic
 MAX_POINTS = 150_000  # a random subset above this: the picture looks the same and stays a second or two
 BACKGROUND = "#15171c"
 CAMERA_COLOR = "#ff5a36"
-REACHES = (np.inf, 2.5, 1.6, 1.0, 0.0)  # cameras framed: those within this many cloud radii, the first that leaves the
-MIN_POINTS_AREA = 0.15  # points' box at least this fraction of the picture (far photographers leave the frame)
+# Cameras framed: those within this many cloud radii, the first that leaves the points' box at least
+# MIN_POINTS_AREA of the picture (photographers standing far away rather leave the frame).
+REACHES = (np.inf, 2.5, 1.6, 1.0, 0.0)
+MIN_POINTS_AREA = 0.15
 # (elevation, azimuth) candidates; None: the default elevation (steeper for forward-moving sequences).
 VIEWPOINTS = [(None, 25.0), (None, -25.0), (None, 50.0), (None, -50.0), (20.0, 40.0), (50.0, 25.0)]
 FRUSTUM_EDGES = [(0, 1), (0, 2), (0, 3), (0, 4), (1, 2), (2, 3), (3, 4), (4, 1)]
@@ -42,7 +44,7 @@ class _View:
             uv = uv[z > self.near]
             if len(uv):
                 boxes += [np.quantile(uv, q, 0), np.quantile(uv, 1 - q, 0)]
-        lo, hi = np.min(boxes, 0), np.max(boxes, 0)
+        lo, hi = (np.min(boxes, 0), np.max(boxes, 0)) if boxes else (-np.ones(2), np.ones(2))
         span = np.maximum(hi - lo, 1e-9)
         self.f = min(width * (1 - 2 * margin) / span[0], height * (1 - 2 * margin) / span[1])
         self.c = np.array([width, height]) / 2 - self.f * (lo + hi) / 2
