@@ -44,4 +44,4 @@ def view(
     name = model.resolve().name
     info = view_model(m.rec, out, m.summary, left_out, queries, name, max_points)
     typer.echo(f"{out} ({info['bytes'] / 1e6:.1f} MB: {info['points_drawn']:,} of {info['points_total']:,} points, "
-               f"{info['cameras']} images" + (f", {info['queries']} queries" if queries else "") + ")")
+               f"{info['cameras']} images" + (f", {info['queries']} quer{'y' if info['queries'] == 1 else 'ies'}" if queries else "") + ")")
