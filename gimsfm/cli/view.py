@@ -43,5 +43,7 @@ def view(
     left_out = left_out_images(m.out_dir, m.rec, m.summary) if m.out_dir else {}
     name = model.resolve().name
     info = view_model(m.rec, out, m.summary, left_out, queries, name, max_points)
+    n = info["queries"]
+    extra = f", {n} quer{'y' if n == 1 else 'ies'}" if queries else ""
     typer.echo(f"{out} ({info['bytes'] / 1e6:.1f} MB: {info['points_drawn']:,} of {info['points_total']:,} points, "
-               f"{info['cameras']} images" + (f", {info['queries']} quer{'y' if info['queries'] == 1 else 'ies'}" if queries else "") + ")")
+               f"{info['cameras']} images{extra})")
