@@ -175,7 +175,8 @@ def write_viewer(rec: pycolmap.Reconstruction, path: Path, title: str, stats: li
     page = PAGE.format(
         title=html.escape(title), stats=" &middot; ".join(html.escape(s) for s in stats),
         sidebar="\n".join(sections), plotlyjs=get_plotlyjs(), figure=script_json(fig),
-        frustums=script_json(frustums), highlight=info["highlight_trace"], legend=_legend(bool(queries)), generator=GENERATOR_TAG)
+        frustums=script_json(frustums), highlight=info["highlight_trace"], legend=_legend(bool(queries)),
+        generator=GENERATOR_TAG)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
