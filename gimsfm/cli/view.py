@@ -34,7 +34,7 @@ def view(
             raise InputError(f"poses file not found: {poses}")
         queries = load_queries(poses)
     if out is None:
-        out = poses.with_name(poses.stem + "_viewer.html") if poses else (m.out_dir or m.model_dir) / "viewer.html"
+        out = poses.with_name(poses.stem + "_viewer.html") if poses else (m.out_dir or model) / "viewer.html"
     if out.exists() and not is_viewer(out):
         raise OutputExistsError(f"{out} exists and is not a gimsfm viewer; choose another --out")
     if out.suffix.lower() not in (".html", ".htm"):
