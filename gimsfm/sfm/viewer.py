@@ -106,7 +106,7 @@ def build_figure(rec: pycolmap.Reconstruction, queries: Queries | None = None,
     frustums = {c.name: np.round(frustum_vertices(c, size)[[0, 1, 2, 0, 3, 4, 0, 1, 4, 3, 2]], 5).tolist()
                 for c in cams + qcams}
     info = {"points_total": len(xyz), "points_drawn": len(pts), "cameras": len(cams), "queries": len(qcams),
-            "frustums": frustums, "highlight_trace": len(traces) - 1}
+            "frustums": frustums, "highlight_trace": len(traces) - 1, "registered": [c.name for c in cams]}
     return fig, info
 
 
@@ -157,7 +157,7 @@ def write_viewer(rec: pycolmap.Reconstruction, path: Path, title: str, stats: li
     if info["points_drawn"] < info["points_total"]:
         stats = stats + [f"showing {info['points_drawn']:,} of {info['points_total']:,} points (random subset, "
                          f"cap {max_points:,})"]
-    registered = sorted(c for c in frustums if not queries or c not in {q.name for q in queries.cams})
+    registered = info.pop("registered")
     sections = [f"<h3>Registered images ({len(registered)})</h3><ul>{_list_items(registered)}</ul>"]
     sections.append(f"<h3>Left out ({len(left_out)})</h3>" +
                     (f"<ul>{_list_items(sorted(left_out), left_out, False)}</ul>" if left_out else
