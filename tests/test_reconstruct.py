@@ -38,6 +38,9 @@ def test_demo_scene_reconstructs(demo_run):
     rec = pycolmap.Reconstruction(str(demo_run / "sparse"))
     assert rec.num_reg_images() == 10 and rec.num_points3D() == s["num_points3D"]
     assert (demo_run / "preview.png").stat().st_size > 10_000
+    page = (demo_run / "viewer.html").read_text()
+    assert "Plotly.newPlot" in page and all(rec.image(i).name in page for i in rec.reg_image_ids())
+    assert s["left_out_images"] == {} and {"preview", "viewer"} <= set(s["timings"])
     assert (demo_run / "gimsfm.log").exists()
 
 
@@ -127,6 +130,16 @@ def test_odd_formats_reconstruct(tmp_path):
     assert s["skipped_images"] == ["broken.jpg"]
     assert s["num_images"] == 11 and s["num_registered"] >= 9
     assert s["mean_reprojection_error"] < 1.5
+    # Every image missing from the model has its reason, on the page too.
+    assert s["left_out_images"]["broken.jpg"] == "unreadable or not an image"
+    assert set(s["left_out_images"]) == {"broken.jpg", *s["unregistered_images"]}
+    assert "unreadable or not an image" in (out / "viewer.html").read_text()
+    # nerfstudio export: the 16-bit, RGBA, grey and EXIF-rotated files come out as the model saw them.
+    run_cli("export", out, "--format", "nerfstudio", "--out", tmp_path / "ns")
+    meta = json.loads((tmp_path / "ns" / "transforms.json").read_text())
+    for frame in meta["frames"]:
+        w, h = frame.get("w", meta.get("w")), frame.get("h", meta.get("h"))
+        assert Image.open(tmp_path / "ns" / frame["file_path"]).size == (w, h), frame["file_path"]
 
 
 def test_bad_inputs_fail_cleanly(tmp_path):

@@ -81,16 +81,10 @@ def evaluate_queries(map_rec: pycolmap.Reconstruction, gt: pycolmap.Reconstructi
 
 
 def read_poses(path: Path) -> dict[str, np.ndarray]:
-    poses = {}
-    for line in Path(path).read_text().splitlines():
-        p = line.split()
-        if len(p) != 8:
-            continue
-        qw, qx, qy, qz, tx, ty, tz = map(float, p[1:])
-        T = np.eye(4)
-        T[:3] = pycolmap.Rigid3d(pycolmap.Rotation3d(np.array([qx, qy, qz, qw])), np.array([tx, ty, tz])).matrix()
-        poses[p[0]] = T
-    return poses
+    """hloc poses as 4x4 cam_from_world matrices."""
+    from ..sfm.scene_view import read_poses as read_rigid
+
+    return {name: np.vstack([pose.matrix(), [0, 0, 0, 1]]) for name, pose in read_rigid(path).items()}
 
 
 def bench_scene(scene: Path, matcher: str, out: Path, query_every: int = 2,

@@ -21,8 +21,8 @@ bench_app = typer.Typer(help="Benchmarks (results.json + markdown table + timing
 app.add_typer(bench_app, name="bench")
 
 # Command modules, in help order. A module that does not exist (yet) is skipped.
-COMMAND_MODULES = ["reconstruct", "match", "localize", "synth", "label", "train", "bench_sfm", "bench_pose",
-                   "bench_localize", "bench_speed"]
+COMMAND_MODULES = ["reconstruct", "view", "export", "match", "localize", "synth", "label", "train", "bench_sfm",
+                   "bench_pose", "bench_localize", "bench_speed"]
 
 
 def _load_commands() -> None:

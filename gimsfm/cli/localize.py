@@ -34,4 +34,5 @@ def localize(
                       r.retrieved[0] if r.retrieved else "")
     Console().print(table)
     Console().print(f"poses: {poses}  log: {poses.with_name(poses.stem + '_log.json')}  "
-                    f"pictures: {poses.with_name(poses.stem + '_viz')}")
+                    f"pictures: {poses.with_name(poses.stem + '_viz')}  "
+                    f"3D view: {poses.with_name(poses.stem + '_viewer.html')}")

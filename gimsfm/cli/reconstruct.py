@@ -61,7 +61,8 @@ def reconstruct(
                       f"({d['keypoints_merged']} merged, cell {d['cell_px']} px)")
     table.add_row("time (s)", ", ".join(f"{k} {v:.1f}" for k, v in s["timings"].items()))
     console.print(table)
-    console.print(f"model: {out / 'sparse'}  points: {out / 'points.ply'}  preview: {out / 'preview.png'}")
+    console.print(f"model: {out / 'sparse'}  points: {out / 'points.ply'}  preview: {out / 'preview.png'}  "
+                  f"3D viewer (open in a browser): {out / 'viewer.html'}")
 
 
 @app.command("matchers")

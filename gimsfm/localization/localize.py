@@ -40,6 +40,7 @@ class QueryResult:
     retrieved: list[str] = field(default_factory=list)
     camera: str = ""
     reason: str = ""
+    intrinsics: str = ""  # the query camera used for the pose: `MODEL W H params...`
     inlier_matches: dict[str, Any] = field(default_factory=dict)  # best db image -> (kq, kdb) inlier pixels
 
 
@@ -275,6 +276,8 @@ def _localize(map_dir: Path, queries: Path, out_poses: Path, matcher_name: str |
             r.inlier_matches = {"origin": [o for o, keep in zip(best_origin, mask) if keep]}
             if not focal_known:
                 r.camera = f"estimated f={best['camera'].mean_focal_length():.1f}"
+            cam = best["camera"]
+            r.intrinsics = f"{cam.model_name} {cam.width} {cam.height} {' '.join(map(repr, map(float, cam.params)))}"
         results.append(r)
     _write_outputs(out_poses, results, rec, image_dir, map_dir, qfeats_path)
     ok = sum(r.success for r in results)
@@ -295,8 +298,13 @@ def _write_outputs(out_poses: Path, results: list[QueryResult], rec, image_dir: 
     tmp.replace(out_poses)
     log = [{"name": r.name, "success": r.success, "num_inliers": r.num_inliers,
             "num_correspondences": r.num_correspondences, "retrieved": r.retrieved, "camera": r.camera,
-            "reason": r.reason} for r in results]
+            "intrinsics": r.intrinsics, "reason": r.reason} for r in results]
     out_poses.with_name(out_poses.stem + "_log.json").write_text(json.dumps(log, indent=2))
+    from ..sfm.scene_view import load_summary
+    from ..sfm.viewer import load_queries, view_model
+
+    view_model(rec, out_poses.with_name(out_poses.stem + "_viewer.html"), load_summary(map_dir),
+               queries=load_queries(out_poses), name=map_dir.resolve().name)
     viz = out_poses.with_name(out_poses.stem + "_viz")
     viz.mkdir(exist_ok=True)
     for r in results:

@@ -28,11 +28,15 @@ from . import database, dense, export, mapping
 from .extract import extract_features
 from .match import match_pairs
 from .pairs import EXHAUSTIVE_MAX_IMAGES, make_pairs
+from .preview import render_preview
+from .scene_view import describe, left_out_images
+from .viewer import write_viewer
 
 RUN_FILE = "run.json"
 # Files and folders a run creates; --overwrite removes only these, never anything else in OUT.
-ARTEFACTS = ["features.h5", "matches.h5", "dense_matches.h5", "retrieval_features.h5", "global.h5", "pairs.txt", "database.db", "sparse", "sparse.tmp",
-             "models", "models.attempt", "points.ply", "preview.png", "summary.json", "gimsfm.log", RUN_FILE]
+ARTEFACTS = ["features.h5", "matches.h5", "dense_matches.h5", "retrieval_features.h5", "global.h5", "pairs.txt",
+             "database.db", "sparse", "sparse.tmp", "models", "models.attempt", "points.ply", "preview.png",
+             "viewer.html", "summary.json", "gimsfm.log", RUN_FILE]
 REPO_PIPELINES = PRESETS_DIR
 
 
@@ -233,15 +237,18 @@ def _reconstruct(image_dir: Path, out: Path, config: ReconstructConfig | None, o
             point("stage.mapping")
             with timed(timings, "export"):
                 _, n_ply = export.export_ply(rec, out / "points.ply", config.ply_remove_outliers)
-                scene = image_dir.parent.name if image_dir.name == "images" else image_dir.name
-                export.render_preview(rec, out / "preview.png", f"{scene}: {rec.num_reg_images()}/"
-                                      f"{len(names)} images, {rec.num_points3D()} points ({config.matcher})")
+            registered = {rec.image(i).name for i in rec.reg_image_ids()}
+            summary.update(export.model_stats(rec))
+            summary.update(num_models=len(models), num_points_ply=n_ply,
+                           unregistered_images=sorted(set(good) - registered))
+            summary["left_out_images"] = left_out_images(out, rec, summary, config.min_inliers)
+            title, stats = describe(rec, summary)
+            with timed(timings, "preview"):
+                render_preview(rec, out / "preview.png", title, "  \u00b7  ".join(stats))
+            with timed(timings, "viewer"):
+                write_viewer(rec, out / "viewer.html", title, stats, summary["left_out_images"])
             point("stage.export")
-        registered = {rec.image(i).name for i in rec.reg_image_ids()}
-        summary.update(export.model_stats(rec))
-        summary.update(status="ok", num_models=len(models), num_points_ply=n_ply,
-                       unregistered_images=sorted(set(good) - registered),
-                       peak_memory_mb=round(mem.peak, 1))
+        summary.update(status="ok", peak_memory_mb=round(mem.peak, 1))
     except ReconstructionError as exc:
         summary["error"] = str(exc)
         raise
