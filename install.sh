@@ -26,7 +26,7 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing python3-venv >/dev/null
 fi
 # --dev only: headless Chromium for the viewer's browser test (tests/test_viewer_browser.py).
-if [ "${1:-}" = "--dev" ] && ! dpkg -s chromium-driver >/dev/null 2>&1; then
+if [ "$DEV" = 1 ] && ! dpkg -s chromium-driver >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
