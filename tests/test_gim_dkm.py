@@ -289,39 +289,6 @@ def test_reconstruct_and_bench_on_fake_checkpoint(fake_ckpt, tmp_path):
     assert (zeb / "results.md").is_file()
 
 
-@pytest.mark.slow
-def test_localize_on_a_dense_map(fake_ckpt, tmp_path):
-    """`gimsfm localize` with gim-dkm runs end to end and reports the query (fake weights cannot build a map:
-    the dense map of test_dense_sfm's SIFT-as-dense matcher stands in for one)."""
-    from test_dense_sfm import NAME, SiftAsDense
-
-    from gimsfm.matchers.registry import REGISTRY, register
-    from gimsfm.sfm.reconstruct import ReconstructConfig, reconstruct
-    from gimsfm.utils.h5io import read_features
-
-    photos = sorted(DEMO.iterdir())
-    images, queries = tmp_path / "images", tmp_path / "queries"
-    images.mkdir()
-    queries.mkdir()
-    for p in photos[:3]:
-        (images / p.name).symlink_to(p)
-    (queries / photos[5].name).symlink_to(photos[5])
-    register(NAME, "sift-nn served as a dense matcher (tests)")(SiftAsDense)
-    try:
-        reconstruct(images, tmp_path / "map", ReconstructConfig(matcher=NAME, mapping_attempts=1), device="cpu")
-    finally:
-        REGISTRY.pop(NAME, None)
-    run = json.loads((tmp_path / "map" / "run.json").read_text())
-    run["config"]["matcher"] = f"gim-dkm:{fake_ckpt}@{SMALL}"
-    (tmp_path / "map" / "run.json").write_text(json.dumps(run))
-    proc = run_cli("localize", "--map", tmp_path / "map", "--queries", queries, "--out", tmp_path / "poses.txt",
-                   "--num-db", "2", "--device", "cpu", check=False)
-    assert proc.returncode in (0, 4), proc.stderr[-800:]
-    log = json.loads((tmp_path / "poses_log.json").read_text())
-    assert [e["name"] for e in log] == [photos[5].name] and len(log[0]["retrieved"]) == 2
-    q = read_features(tmp_path / "poses_work" / "query_features.h5", photos[5].name)
-    assert q["keypoints"].ndim == 2 and q["keypoints"].shape[1] == 2 and len(q["keypoints"]) > 0
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu(fake_ckpt, inputs):
     """`--device cuda` runs the same code: the dense output agrees with the CPU run."""
