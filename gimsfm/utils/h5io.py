@@ -41,11 +41,20 @@ def open_h5(path: Path, mode: str = "r") -> h5py.File:
 
 
 @contextmanager
-def _writing(path: Path) -> Iterator[h5py.File]:
-    """open_h5(path, "a"), a failed write (disk full, file-size limit) reported against this file."""
+def _writing(path: Path, group: str) -> Iterator[h5py.File]:
+    """open_h5(path, "a") to write `group`, a failed write (disk full, file-size limit) reported against this
+    file; the half-written group is removed, else a rerun would take it for a finished one."""
     try:
         with open_h5(path, "a") as f:
-            yield f
+            try:
+                yield f
+            except BaseException:
+                try:
+                    if group in f:
+                        del f[group]
+                except Exception:  # noqa: BLE001 - the original error is the one to report
+                    pass
+                raise
     except (OSError, RuntimeError) as exc:
         if (failed := write_failure(exc, path)) is not None:
             raise failed from None
@@ -63,7 +72,7 @@ def list_h5_names(path: Path) -> set[str]:
 
 
 def write_features(path: Path, name: str, feats: dict[str, np.ndarray], attrs: dict | None = None) -> None:
-    with _writing(path) as f:
+    with _writing(path, name) as f:
         if name in f:
             del f[name]
         grp = f.create_group(name)
@@ -91,7 +100,7 @@ def read_features(path: Path, name: str) -> dict[str, np.ndarray]:
 
 def write_matches(path: Path, name0: str, name1: str, matches0: np.ndarray, scores0: np.ndarray) -> None:
     pair = names_to_pair(name0, name1)
-    with _writing(path) as f:
+    with _writing(path, pair) as f:
         if pair in f:
             del f[pair]
         grp = f.create_group(pair)
