@@ -150,8 +150,8 @@ def test_foreign_and_truncated_weights(tmp_path):
 
 
 def test_shipped_descriptor_reconstructs_and_matches(tmp_path):
-    """The shipped dog-desc-gim in the real pipelines: the demo scene reconstructs (features cached in hloc's
-    features.h5 like SIFT's) and `match` finds a homography between two demo photos' warps."""
+    """The shipped dog-desc-gim in the real pipeline: the demo scene reconstructs, its features cached in hloc's
+    features.h5 like SIFT's."""
     import json
 
     import h5py
