@@ -415,17 +415,21 @@ def collate(samples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
     return out
 
 
+def weighted_sources(sources: list, weights: list[float]) -> tuple[list, np.ndarray]:
+    """The non-empty sources with a positive weight, and their weights normalised to sum 1."""
+    keep = [(s, w) for s, w in zip(sources, weights) if s is not None and len(s) > 0 and w > 0]
+    if not keep:
+        raise InputError("no training data: every source is empty or missing")
+    w = np.array([w for _, w in keep], np.float64)
+    return [s for s, _ in keep], w / w.sum()
+
+
 class MixedPairs:
     """Weighted mixture of sources. Batch `it` is a pure function of (seed, it): exact resume."""
 
     def __init__(self, sources: list[PairSource], weights: list[float], n_kpts: int, seed: int,
                  pos_th: float = 3.0, neg_th: float = 5.0):
-        keep = [(s, w) for s, w in zip(sources, weights) if s is not None and len(s) > 0 and w > 0]
-        if not keep:
-            raise InputError("no training data: every source is empty or missing")
-        self.sources = [s for s, _ in keep]
-        w = np.array([w for _, w in keep], np.float64)
-        self.weights = w / w.sum()
+        self.sources, self.weights = weighted_sources(sources, weights)
         self.n_kpts, self.seed, self.pos_th, self.neg_th = n_kpts, seed, pos_th, neg_th
         self.min_kpts = 16
 

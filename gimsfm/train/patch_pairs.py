@@ -25,7 +25,7 @@ import torch
 from ..errors import InputError
 from ..features.patches import extract_patches
 from . import labels as L
-from .datasets import PairSource, cached_npz
+from .datasets import PairSource, cached_npz, weighted_sources
 
 
 def matched_pairs(rec: dict[str, np.ndarray], pos_th: float, max_log_scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -45,12 +45,7 @@ class PatchPairs:
     """Weighted mixture of pair sources turned into batches of corresponding patches."""
 
     def __init__(self, sources: list[PairSource], weights: list[float], seed: int, conf: dict[str, Any]):
-        keep = [(s, w) for s, w in zip(sources, weights) if s is not None and len(s) > 0 and w > 0]
-        if not keep:
-            raise InputError("no training data: every source is empty or missing")
-        self.sources = [s for s, _ in keep]
-        w = np.array([w for _, w in keep], np.float64)
-        self.weights = w / w.sum()
+        self.sources, self.weights = weighted_sources(sources, weights)
         self.seed = seed
         self.c = {"patch_size": 32, "mr_size": 3.0, "pos_th": 2.0, "max_log_scale": 0.5, "pairs_per_record": 32,
                   "exclude_px": 4.0, "min_pairs": 8, **conf}

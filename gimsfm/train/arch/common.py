@@ -65,3 +65,14 @@ def evaluate_sources(val_sources: list, max_pairs: int, eval_pair: Callable[[Any
         t_model += sum(r.get("s", 0.0) for r in rows)
         n_all += n
     return res, t_model, n_all
+
+
+def run_validation(model, val_sources: list, max_pairs: int, eval_pair: Callable[[Any, int], dict[str, float]],
+                   baseline: bool, rank: int = 0, world: int = 1) -> dict[str, float]:
+    """evaluate_sources with the model in eval mode, plus the model's latency per pair (not for baselines)."""
+    if model is not None:
+        model.eval()
+    res, t_model, n_all = evaluate_sources(val_sources, max_pairs, eval_pair, rank, world)
+    if not baseline and val_sources:
+        res["ms_per_pair"] = 1000 * t_model / max(1, n_all)
+    return res

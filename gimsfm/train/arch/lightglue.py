@@ -8,7 +8,7 @@ import numpy as np
 
 from ...matchers.sift_nn import mutual_nn_ratio
 from ..datasets import MixedPairs, collate, make_sample
-from .common import evaluate_sources, geometric_error, score_matches
+from .common import geometric_error, run_validation, score_matches
 
 
 def _evaluate_pair(model, src, i: int, val: dict, data: dict, baseline: bool) -> dict[str, float]:
@@ -31,14 +31,8 @@ def evaluate(model, val_sources, conf: dict, data_conf: dict, baseline: bool = F
              rank: int = 0, world: int = 1) -> dict[str, float]:
     """Precision/recall vs GT labels and homography / pose AUC on the validation pairs (one pair at a time,
     inference settings: pruning on). With baseline=True the same numbers for SIFT mutual NN + ratio 0.8."""
-    if model is not None:
-        model.eval()
-    res, t_model, n_all = evaluate_sources(
-        val_sources, conf["max_pairs"], lambda src, i: _evaluate_pair(model, src, i, conf, data_conf, baseline),
-        rank, world)
-    if not baseline and val_sources:
-        res["ms_per_pair"] = 1000 * t_model / max(1, n_all)
-    return res
+    return run_validation(model, val_sources, conf["max_pairs"],
+                          lambda src, i: _evaluate_pair(model, src, i, conf, data_conf, baseline), baseline, rank, world)
 
 
 class LightGlueArch:

@@ -17,7 +17,7 @@ from ...features.patches import extract_patches
 from ...matchers.sift_nn import mutual_nn_ratio
 from ..datasets import make_sample
 from ..patch_pairs import PatchPairs
-from .common import evaluate_sources, geometric_error, score_matches
+from .common import geometric_error, run_validation, score_matches
 
 
 def _describe(model, img: np.ndarray, s: dict, side: str) -> np.ndarray:
@@ -57,15 +57,9 @@ class PatchDescriptorArch:
 
     def evaluate(self, model, val_sources: list, preset: dict[str, Any], baseline: bool = False,
                  rank: int = 0, world: int = 1) -> dict[str, float]:
-        if model is not None:
-            model.eval()
         val, data = preset["val"], preset["data"]
-        res, t_model, n_all = evaluate_sources(
-            val_sources, val["max_pairs"], lambda src, i: _evaluate_pair(model, src, i, val, data, baseline),
-            rank, world)
-        if not baseline and val_sources:
-            res["ms_per_pair"] = 1000 * t_model / max(1, n_all)
-        return res
+        return run_validation(model, val_sources, val["max_pairs"],
+                              lambda src, i: _evaluate_pair(model, src, i, val, data, baseline), baseline, rank, world)
 
 
 def tune_ratio(model, val_sources: list, preset: dict[str, Any], ratios: list[float]) -> dict[float, float]:
