@@ -176,17 +176,23 @@ def test_reconstruct_and_localize_through_the_dense_path(dense_map, tmp_path):
 
 
 @pytest.mark.slow
-def test_gim_loftr_localize_on_a_dense_map(dense_map, tmp_path):
-    """`gimsfm localize` with gim-loftr on the fake checkpoint runs end to end and reports every query (a map
-    cannot be built with fake weights, so the dense map of the SIFT-as-dense matcher stands in for one)."""
+@pytest.mark.parametrize("model,options", [
+    ("gim_loftr", "resize=160,certainty_threshold=0"),
+    ("gim_dkm", "resize=256,upsample=false,num_samples=400"),
+])
+def test_release_dense_matcher_localizes_on_a_dense_map(dense_map, tmp_path, model, options):
+    """`gimsfm localize` with gim-loftr / gim-dkm on the fake checkpoint runs end to end and reports every query
+    (a map cannot be built with fake weights, so the dense map of the SIFT-as-dense matcher stands in for one)."""
+    from gimsfm.matchers.release import RELEASE_FILES
     from helpers import fake_release_checkpoint, gim_fixture, run_cli
 
-    ckpt = fake_release_checkpoint(gim_fixture("gim_loftr"), "gim_loftr", tmp_path / "gim_loftr_50h.ckpt")
+    name = model.replace("_", "-")
+    ckpt = fake_release_checkpoint(gim_fixture(model), model, tmp_path / RELEASE_FILES[name])
     map_dir = tmp_path / "map"
     shutil.copytree(dense_map[0], map_dir)
     queries, photos = dense_map[2], dense_map[3]
     run = json.loads((map_dir / "run.json").read_text())
-    run["config"]["matcher"] = f"gim-loftr:{ckpt}@resize=160,certainty_threshold=0"
+    run["config"]["matcher"] = f"{name}:{ckpt}@{options}"
     (map_dir / "run.json").write_text(json.dumps(run))
     proc = run_cli("localize", "--map", map_dir, "--queries", queries, "--out", tmp_path / "poses.txt",
                    "--num-db", "2", "--device", "cpu", check=False)
