@@ -96,17 +96,12 @@ def _tune_ratio(trainer, preset: dict, text: str) -> None:
         ratios = [float(r) for r in text.split(",") if r.strip()]
     except ValueError:
         raise InputError(f"--tune-ratio: not a list of numbers: {text!r}") from None
-    ckpt = trainer.saved_checkpoint
-    if ckpt is None:
+    if trainer.saved_checkpoint is None:
         raise InputError(f"--tune-ratio: no checkpoint of {preset['name']} to tune")
     trainer.build()
     if getattr(trainer.model, "input_kind", "") != "patches":
         raise InputError("--tune-ratio applies to patch descriptors only")
-    import torch
-
-    from ..train.trainer import expand_state
-
-    trainer.model.load_state_dict(expand_state(torch.load(ckpt, map_location="cpu", weights_only=False))["model"])
+    trainer.load()  # the trainer's own reader: the run's checkpoint, else the committed compact one
     scores = tune_ratio(trainer.model, trainer.val_sources, preset, ratios)
     for r, s in scores.items():
         typer.echo(f"ratio {r:.3f}: mean validation AUC@5 {100 * s:.2f}")
