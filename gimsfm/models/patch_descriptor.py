@@ -88,4 +88,4 @@ def hardest_triplet_loss(d0: torch.Tensor, d1: torch.Tensor, exclude: torch.Tens
     loss = F.relu(margin + pos - neg).mean()
     with torch.no_grad():
         nn_ok = (masked.min(1).values > pos).float().mean()  # the positive is the nearest of the other image
-    return loss, {"loss": float(loss.detach()), "pos": float(pos.mean()), "neg": float(neg.mean()), "nn_acc": float(nn_ok)}
+    return loss, {"loss": float(loss.detach()), "pos": float(pos.detach().mean()), "neg": float(neg.detach().mean()), "nn_acc": float(nn_ok)}

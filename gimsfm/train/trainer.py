@@ -105,9 +105,16 @@ def apply_overrides(preset: dict[str, Any], overrides: list[str] | tuple[str, ..
             if i < len(parts) - 1:
                 node = node[part]
         try:
-            node[parts[-1]] = yaml.safe_load(text)
+            value = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise InputError(f"--set {item!r}: value is not valid YAML ({e.problem})") from None
+        if isinstance(value, str) and isinstance(node[parts[-1]], (int, float)):
+            try:  # YAML 1.1 reads `5e-4` (no dot) as a string
+                value = float(value) if isinstance(node[parts[-1]], float) or "." in value or "e" in value.lower() \
+                    else int(value)
+            except ValueError:
+                raise InputError(f"--set {item!r}: {'.'.join(parts)} takes a number") from None
+        node[parts[-1]] = value
     return out
 
 
