@@ -85,3 +85,15 @@ def test_match_bad_input_one_line_error(warped_pair, tmp_path, args, message):
     assert r.returncode != 0
     assert "Traceback" not in r.stderr and message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_matchers_lists_every_name_whole_at_80_columns(monkeypatch):
+    """A container's terminal is 80 columns: `gimsfm matchers` must still print every name users type."""
+    from helpers import run_cli
+
+    from gimsfm.matchers.registry import list_matchers
+
+    monkeypatch.setenv("COLUMNS", "80")
+    out = run_cli("matchers").stdout
+    for entry in list_matchers():
+        assert f" {entry.name} " in out, entry.name

@@ -161,3 +161,43 @@ def test_grazing_view_needs_views_and_auto_solves_it(photo, tmp_path):
     ref, got = plain.get(*pairs[1]), auto.get(*pairs[1])
     np.testing.assert_array_equal(got.kpts0, ref.kpts0)
     np.testing.assert_array_equal(got.kpts1, ref.kpts1)
+
+
+def test_sfm_matching_escalates_only_weakly_connected_images(photo, tmp_path, caplog):
+    """reconstruct's matching stage with views=auto: every pair is matched plainly first; only the image left
+    without verified pairs (a 78-degree grazing view) gets view synthesis, and it comes out linked. A rerun
+    changes nothing (the escalated images are recorded in matches.h5)."""
+    from gimsfm.sfm.extract import extract_features
+    from gimsfm.sfm.match import ESCALATED_ATTR, FeatureCache, _pair_links, match_pairs
+    from gimsfm.sfm.pairs import pairs_exhaustive
+    from gimsfm.utils.h5io import names_to_pair, open_h5, read_matches, write_pairs
+
+    h, w = photo.shape[:2]
+    images = {"a.png": photo}
+    for name, angle, closer in (("easy1.png", 20.0, 0.9), ("easy2.png", -25.0, 0.85), ("grazing.png", 78.0, 0.55)):
+        images[name] = cv2.warpPerspective(photo, plane_homography(w, h, angle, closer=closer), (w, h),
+                                           flags=cv2.INTER_AREA)
+    img_dir = tmp_path / "images"
+    img_dir.mkdir()
+    for name, img in images.items():
+        cv2.imwrite(str(img_dir / name), img[..., ::-1])
+    names = sorted(images)
+    pairs = pairs_exhaustive(names)
+    pairs_path = write_pairs(tmp_path / "pairs.txt", pairs)
+    matcher = get_matcher("sift-nn@views=auto")
+    features, failed = extract_features(img_dir, names, tmp_path / "features.h5", matcher)
+    assert not failed
+    matches = match_pairs(pairs_path, features, tmp_path / "matches.h5", matcher, image_dir=img_dir)
+    with open_h5(matches) as f:
+        assert list(f.attrs[ESCALATED_ATTR]) == ["grazing.png"]
+        levels = {p: int(f[names_to_pair(*p)].attrs["view_level"]) for p in pairs
+                  if "view_level" in f[names_to_pair(*p)].attrs}
+    assert sorted(levels) == sorted(p for p in pairs if "grazing.png" in p)
+    assert max(levels.values()) >= 1
+    links = _pair_links(pairs, matches, FeatureCache(features), 15)
+    assert all(links[p] > 0 for p in pairs if "grazing.png" not in p)  # the plain pairs verify
+    assert sum(links[p] > 0 for p in pairs if "grazing.png" in p) >= 1  # and the grazing image is linked now
+    before = {p: read_matches(matches, *p)[0] for p in pairs}
+    match_pairs(pairs_path, features, matches, matcher, image_dir=img_dir)
+    for p in pairs:
+        np.testing.assert_array_equal(read_matches(matches, *p)[0], before[p])

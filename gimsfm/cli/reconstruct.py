@@ -73,9 +73,12 @@ def list_matchers_cmd() -> None:
     from ..matchers import list_matchers
 
     table = Table(title=escape("registered matchers: NAME[:WEIGHTS][@KEY=VALUE,...]"))
-    for col in ("name", "available", "description", "options (defaults)"):
+    entries = list_matchers()
+    # Names are what users type: never shortened, however narrow the terminal (or a container's 80 columns).
+    table.add_column("name", no_wrap=True, min_width=max(len(e.name) for e in entries))
+    for col in ("available", "description", "options (defaults)"):
         table.add_column(col)
-    for entry in list_matchers():
+    for entry in entries:
         defaults = {**getattr(entry.factory, "default_conf", {}), **entry.conf}
         options = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "weights" and not isinstance(v, dict))
         views = ", views=off|auto|asift|T1+T2" if getattr(entry.factory, "sparse", True) else ""

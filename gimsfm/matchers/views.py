@@ -357,15 +357,16 @@ class ViewSynthesisMatcher(Matcher):
 
     def escalate(self, f0: dict[str, np.ndarray], f1: dict[str, np.ndarray],
                  more0: Callable[[int], dict[str, np.ndarray] | None] | None = None,
-                 more1: Callable[[int], dict[str, np.ndarray] | None] | None = None):
+                 more1: Callable[[int], dict[str, np.ndarray] | None] | None = None, max_level: int | None = None):
         """Match level by level until a confident model (views=auto) or through every level (fixed views).
 
         `more0` / `more1` give the features of a missing level of either image (None: only what the feature
-        dicts hold). Returns (matches0, scores0, f0, f1, level): f0 / f1 grow when a level was added.
+        dicts hold); `max_level` caps the levels tried (0: the plain matches only).
+        Returns (matches0, scores0, f0, f1, level): f0 / f1 grow when a level was added.
         """
         cache: dict = {}
         best = None
-        top = self.max_level
+        top = self.max_level if max_level is None else min(self.max_level, max_level)
         for level in range(top + 1):
             for side, more in ((0, more0), (1, more1)):
                 f = f0 if side == 0 else f1
@@ -385,6 +386,9 @@ class ViewSynthesisMatcher(Matcher):
                 m = self._pool(f0, f1, cache, level)
             if not self.escalates and level < top:
                 continue
+            if top == 0:  # the plain matches only: nothing to choose between, no verification needed
+                best = (m, 0, 0)
+                break
             i0, i1 = m[:, 0].astype(int), m[:, 1].astype(int)
             ver = verify_matches(f0["keypoints"][i0], f1["keypoints"][i1], f0["image_size"], f1["image_size"],
                                  self.min_inliers, need_fundamental=level > 0)
@@ -415,13 +419,14 @@ class ViewSynthesisMatcher(Matcher):
 def match_cached(matcher: ViewSynthesisMatcher, name0: str, name1: str,
                  features: Callable[[str], dict[str, np.ndarray]],
                  extract_level: Callable[[str, int], dict[str, np.ndarray] | None],
-                 save: Callable[[str, dict[str, np.ndarray]], None]) -> tuple[np.ndarray, np.ndarray, int]:
+                 save: Callable[[str, dict[str, np.ndarray]], None],
+                 max_level: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """views=auto in a pipeline that caches features per image: escalate one pair, extracting a missing level
     of either image on demand (`extract_level(name, level)`, original pixels) and `save`-ing the grown
     features (earlier levels keep their indices, so matches already written stay valid)."""
     f0, f1 = features(name0), features(name1)
     m0, s0, g0, g1, level = matcher.escalate(f0, f1, lambda lv: extract_level(name0, lv),
-                                             lambda lv: extract_level(name1, lv))
+                                             lambda lv: extract_level(name1, lv), max_level=max_level)
     for name, old, new in ((name0, f0, g0), (name1, f1, g1)):
         if new is not old:
             save(name, new)

@@ -98,7 +98,8 @@ def read_features(path: Path, name: str) -> dict[str, np.ndarray]:
     return feats
 
 
-def write_matches(path: Path, name0: str, name1: str, matches0: np.ndarray, scores0: np.ndarray) -> None:
+def write_matches(path: Path, name0: str, name1: str, matches0: np.ndarray, scores0: np.ndarray,
+                  attrs: dict | None = None) -> None:
     pair = names_to_pair(name0, name1)
     with _writing(path, pair) as f:
         if pair in f:
@@ -107,6 +108,7 @@ def write_matches(path: Path, name0: str, name1: str, matches0: np.ndarray, scor
         grp.create_dataset("matches0", data=matches0.astype(np.int32))
         point("matches.write")
         grp.create_dataset("matching_scores0", data=scores0.astype(np.float16))
+        grp.attrs.update(attrs or {})
 
 
 def _find_pair(f: h5py.File, path: Path, name0: str, name1: str) -> tuple[str, bool]:
