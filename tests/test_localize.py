@@ -86,3 +86,34 @@ def test_bench_localize_strecha(shared_data, tmp_path):
     assert r["num_queries"] == 5 and r["num_localized"] == 5
     assert r["within_0.25m_2.0deg"] >= 80.0
     assert r["median_rotation_error_deg"] < 1.0
+
+
+def test_localize_views_auto_escalates_only_unposed_queries(demo_map, tmp_path):
+    """`--matcher sift-nn@views=auto` on a sift-nn map: queries the plain matches pose keep exactly the plain
+    result (no views synthesised); a query they cannot pose gets views against its top retrieved images only,
+    and still fails cleanly."""
+    from gimsfm.localization.localize import ESCALATE_TOP
+    from gimsfm.utils.h5io import read_features
+
+    root, _, query_names = demo_map
+    run_cli("reconstruct", root / "map_images", "--out", tmp_path / "map", "--matcher", "sift-nn")
+    q = tmp_path / "queries"
+    q.mkdir()
+    shutil.copy(DEMO / query_names[0], q / query_names[0])
+    Image.fromarray(data.astronaut()).save(q / "elsewhere.png")
+    logs = {}
+    for spec in ("sift-nn", "sift-nn@views=auto"):
+        out = tmp_path / spec.replace("@", "_").replace("=", "_") / "poses.txt"
+        run_cli("localize", "--map", tmp_path / "map", "--queries", q, "--out", out, "--matcher", spec)
+        logs[spec] = {e["name"]: e for e in json.loads(out.with_name("poses_log.json").read_text())}
+        if "views" in spec:
+            feats = {n: read_features(out.with_name("poses_work") / "query_features.h5", n)
+                     for n in (query_names[0], "elsewhere.png")}
+    plain, auto = logs["sift-nn"], logs["sift-nn@views=auto"]
+    n = query_names[0]
+    assert plain[n]["success"] and auto[n]["success"]
+    assert auto[n]["num_inliers"] == plain[n]["num_inliers"]
+    assert set(np.unique(feats[n]["view_level"])) == {0}  # posed plainly: no views extracted
+    assert not auto["elsewhere.png"]["success"]
+    assert max(np.unique(feats["elsewhere.png"]["view_level"])) >= 1  # escalated ...
+    assert ESCALATE_TOP < 10  # ... against its top retrieved images, not all 10 (--num-db)

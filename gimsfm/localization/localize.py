@@ -21,6 +21,8 @@ from ..errors import InputError
 from ..matchers import get_matcher
 from ..sfm.extract import extract_features
 from ..matchers.base import SiftMatcher
+from ..matchers.registry import parse_matcher_spec
+from ..matchers.views import as_plain_view
 from ..sfm.dense import DEFAULT_CELL, keypoints_in_cells, one_to_one, quantise_points
 from ..sfm.match import FeatureCache
 from ..sfm.retrieval import extract_global, load_global, top_k
@@ -28,6 +30,16 @@ from ..utils.cameras import read_intrinsics
 from ..utils.h5io import read_features, write_features
 from ..utils.io import exif_focal_px, list_images, read_image
 from ..utils.runlock import RunLock
+
+# views=auto: a query the plain matches cannot pose is matched with synthesised views against this many of its
+# best-retrieved map images (the others keep their plain matches).
+ESCALATE_TOP = 3
+
+def _without_views(spec: str) -> tuple:
+    """A matcher spec minus its `views` option: views=auto keeps the plain features, so it may localize against
+    a map built without views (and the reverse)."""
+    name, weights, options = parse_matcher_spec(spec)
+    return name, weights, sorted((k, repr(v)) for k, v in options.items() if k != "views")
 
 
 @dataclass
@@ -210,7 +222,7 @@ def _localize(map_dir: Path, queries: Path, out_poses: Path, matcher_name: str |
     work.mkdir(parents=True, exist_ok=True)
     map_features = map_dir / "features.h5"
     # Query features with the map's matcher; map features are re-extracted only if the matcher differs.
-    if matcher_name != config.get("matcher", "sift-nn"):
+    if _without_views(matcher_name) != _without_views(config.get("matcher", "sift-nn")):
         raise InputError(f"the map was built with '{config.get('matcher')}'; localize with the same matcher "
                          "or rebuild the map")
     db_names = [rec.image(i).name for i in rec.reg_image_ids()]
@@ -237,6 +249,7 @@ def _localize(map_dir: Path, queries: Path, out_poses: Path, matcher_name: str |
     name_to_id = {rec.image(i).name: i for i in rec.reg_image_ids()}
     db_cache = FeatureCache(map_features)
     results: list[QueryResult] = [QueryResult(n, False, reason="unreadable image") for n in failed]
+    escalating = bool(getattr(matcher, "escalates", False))
     for name in tqdm(good, desc="localize", unit="query"):
         idx = top_k(load_global(qglobal, [name]), db_desc, num_db)[0]
         retrieved = [db_names[i] for i in idx]
@@ -244,11 +257,13 @@ def _localize(map_dir: Path, queries: Path, out_poses: Path, matcher_name: str |
             qfeat = read_features(qfeats_path, name)
 
             def matches_to(db_name: str, qfeat: dict = qfeat, name: str = name) -> np.ndarray:
-                if getattr(matcher, "escalates", False):  # views=auto: the query may gain view levels
+                if escalating:  # views=auto: plain first; views only in the second pass, for the top images
                     def query_level(level: int) -> dict | None:
                         return matcher.extract_level(read_image(image_dir / name), level)
 
-                    m0, _, grown, _, _ = matcher.escalate(qfeat, db_cache[db_name], query_level, None)
+                    top = None if db_name in escalate_to else 0
+                    m0, _, grown, _, _ = matcher.escalate(qfeat, as_plain_view(db_cache[db_name]), query_level,
+                                                          None, max_level=top)
                     qfeat.update(grown)  # map features cannot grow: their keypoints are the model's
                     return m0
                 return matcher.match(qfeat, db_cache[db_name])[0]
@@ -259,11 +274,19 @@ def _localize(map_dir: Path, queries: Path, out_poses: Path, matcher_name: str |
         camera, focal_known, source = query_camera(name, image_dir, intrinsics, (w, h))
         best, best_n, best_origin = None, 0, []
         n_kpts = len(qfeat["keypoints"])
-        for cluster in covisibility_clusters(rec, [name_to_id[n] for n in retrieved]):
-            ret, n_corr, origin = _pose_from_cluster(cluster, rec, qfeat, matches_to, camera, focal_known,
-                                                     max_error)
-            if ret is not None and (best is None or ret["num_inliers"] > best["num_inliers"]):
-                best, best_n, best_origin = ret, n_corr, origin
+        escalate_to: set[str] = set()
+        for attempt in range(2 if escalating else 1):
+            if attempt == 1:
+                if best is not None and best["num_inliers"] >= min_inliers:
+                    break
+                # views=auto: the plain matches gave no pose; synthesise views of the query against its
+                # best-retrieved map images only (each escalated pair costs seconds).
+                escalate_to = set(retrieved[:ESCALATE_TOP])
+            for cluster in covisibility_clusters(rec, [name_to_id[n] for n in retrieved]):
+                ret, n_corr, origin = _pose_from_cluster(cluster, rec, qfeat, matches_to, camera, focal_known,
+                                                         max_error)
+                if ret is not None and (best is None or ret["num_inliers"] > best["num_inliers"]):
+                    best, best_n, best_origin = ret, n_corr, origin
         if len(qfeat["keypoints"]) != n_kpts:  # views=auto added query views: keep the indices drawn below valid
             write_features(qfeats_path, name, qfeat)
         r = QueryResult(name, False, retrieved=retrieved, camera=source, num_correspondences=best_n)

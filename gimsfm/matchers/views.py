@@ -215,6 +215,24 @@ def append_block(feats: dict[str, np.ndarray] | None, block: dict[str, np.ndarra
     return out
 
 
+def as_plain_view(feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Features extracted without views (e.g. a map built with views=off) as one identity view at level 0, indices
+    unchanged, so that views=auto can match against them."""
+    if "view_params" in feats:
+        return feats
+    out = dict(feats)
+    n = len(feats["keypoints"])
+    for k in GEOMETRIC:
+        if k in feats:
+            out[f"view_{k}"] = np.asarray(feats[k], np.float32)
+    out["view_index"] = np.zeros(n, np.int32)
+    out["view_level"] = np.zeros(n, np.int8)
+    out["view_params"] = np.array([[1.0, 0.0, 1.0, 0.0]], np.float32)
+    out["view_affines"] = np.eye(3, dtype=np.float32)[None, :2]
+    out["view_sizes"] = np.asarray(feats["image_size"], np.int32).reshape(1, 2)
+    return out
+
+
 def levels_of(feats: dict[str, np.ndarray]) -> set[int]:
     return {int(p[3]) for p in feats["view_params"]}
 
