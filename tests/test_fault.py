@@ -194,7 +194,7 @@ def test_signal_during_mapping_is_one_line(sig, scene, reference, tmp_path):
     assert proc.returncode in (128 + sig, 0), err[-2000:]  # 0: the run ended before the signal landed
     assert "stack trace" not in err and "Aborted at" not in err and "Traceback" not in err
     if proc.returncode:
-        assert err.strip().splitlines()[-1] == "interrupted; rerun the same command to resume"
+        assert err.strip().splitlines()[-1] == "interrupted; rerun the same command to resume", err[-3000:]
     r = _run(_reconstruct_args(scene, out))
     assert r.returncode == 0, r.stderr[-1500:]
     _assert_same_model(out, reference)
@@ -382,3 +382,34 @@ def test_train_killed_and_resumed(spec, train_reference, tmp_path):
         assert torch.equal(v, ck["model"][k]), k
     assert (run / "notes.md").read_text() == "my notes\n"
     assert not list(run.glob("checkpoint.pt.tmp*"))
+
+
+def test_label_workers_ctrl_c_one_line(clips, tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: `label --workers 2` must stop with the one-line
+    message, no KeyboardInterrupt traces from its workers, and no worker left running."""
+    import time
+
+    out = tmp_path / "labels"
+    proc = subprocess.Popen([sys.executable, "-m", "gimsfm", *map(str, _label_args(clips, out)), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("*/")):  # the workers have started on their videos
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("labelling finished before the interrupt")
+    assert proc.returncode == 130, err[-1500:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-1500:]
+    assert err.strip().splitlines()[-1] == "interrupted; rerun the same command to resume", err[-3000:]
+    deadline = time.time() + 10  # nothing of the group is left (multiprocessing's resource tracker goes last)
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("processes of the interrupted label run are still running")

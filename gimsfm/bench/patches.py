@@ -25,7 +25,7 @@ from ..utils.io import read_image
 from ..utils.profiling import PeakMemory
 from .common import build_matcher, resolve_matcher_names
 from .datasets import load_homography_dataset
-from .report import markdown_table, print_table, write_report
+from .report import print_table, write_report
 
 
 def gt_pairs(k0: np.ndarray, k1: np.ndarray, H: np.ndarray, size1, pos_px: float) -> tuple[np.ndarray, np.ndarray]:

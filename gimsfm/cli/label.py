@@ -54,16 +54,10 @@ def bench_labels(
 ) -> None:
     """Label quality vs hidden GT: the labels and their stored ablation variants (no propagation, each method
     alone) from one labelling run per video: precision@3px, density, reach."""
-    import json
-    import time
-
-    import h5py
-
     from ..bench.report import write_report
     from ..errors import InputError
-    from ..label.pipeline import LabelConfig, label_video
-    from ..label.quality import evaluate_labels, label_variants
-    from ..utils.profiling import PeakMemory
+    from ..label.pipeline import LabelConfig
+    from ..utils.runlock import RunLock
 
     conf = LabelConfig(step=step, min_propagate=min_propagate)
     if methods:
@@ -73,9 +67,33 @@ def bench_labels(
     for vdir in videos:
         if not (vdir / "video.mp4").is_file() or not (vdir / "gt.h5").is_file():
             raise InputError(f"{vdir} is not a synthetic video folder (video.mp4 + gt.h5)")
+    store = labels or out / "labels"
+    with RunLock(store, "bench labels"):  # the label store, as `gimsfm label` locks it: one writer at a time
+        _bench_label_videos(videos, store, conf, results, rows)
+    summary = results["mean"] = _summarize_labels(results["videos"])
+    for name, r in summary.items():
+        rows.append([f"all {len(videos)} videos", name, r["pairs"], r["labels_per_pair"], r["precision@3px"],
+                     r["median_error_px"], r["on_moving_or_sky_pct"], r["max_reach_frames"]])
+    write_report(out, results, "Label quality vs hidden GT",
+                 ["video", "labels", "pairs", "labels/pair", "precision@3px (%)", "median err (px)",
+                  "on moving/sky (%)", "reach (frames)"], rows)
+
+
+def _bench_label_videos(videos: list[Path], store: Path, conf, results: dict, rows: list) -> None:
+    """Label each synthetic video into `store` (resumable) and score its labels and their variants."""
+    import json
+    import time
+
+    import h5py
+
+    from ..label.pipeline import label_video
+    from ..label.quality import evaluate_labels, label_variants
+    from ..utils.profiling import PeakMemory
+
+    for vdir in videos:
         t0 = time.perf_counter()
         with PeakMemory() as mem:
-            h5 = label_video(vdir / "video.mp4", labels or out / "labels", conf) / "labels.h5"
+            h5 = label_video(vdir / "video.mp4", store, conf) / "labels.h5"
         seconds = time.perf_counter() - t0
         res = results["videos"][vdir.name] = {}
         for variant in [None, *label_variants(h5)]:
@@ -88,13 +106,6 @@ def bench_labels(
         with h5py.File(h5, "r") as f:  # the store's own settings (--labels may hold an earlier run)
             store_conf = json.loads(f.attrs["config"])
         res["labelling"] = {"seconds": seconds, "peak_memory_mb": mem.peak, "config": store_conf}
-    summary = results["mean"] = _summarize_labels(results["videos"])
-    for name, r in summary.items():
-        rows.append([f"all {len(videos)} videos", name, r["pairs"], r["labels_per_pair"], r["precision@3px"],
-                     r["median_error_px"], r["on_moving_or_sky_pct"], r["max_reach_frames"]])
-    write_report(out, results, "Label quality vs hidden GT",
-                 ["video", "labels", "pairs", "labels/pair", "precision@3px (%)", "median err (px)",
-                  "on moving/sky (%)", "reach (frames)"], rows)
 
 
 def _summarize_labels(videos: dict) -> dict:

@@ -206,6 +206,23 @@ def find_sources(inputs: list[Path]) -> list[Path]:
     return sources
 
 
+def _worker_init() -> None:
+    """Label workers ignore Ctrl-C, which a terminal sends to the whole process group: the parent stops them
+    (one message, no worker tracebacks)."""
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Stopped by the parent: leave without Python's cleanup (a half-written video store is what a kill leaves,
+    # and a rerun resumes from it), so that no lock or queue of the pool is touched any more.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
+    import threading
+
+    from tqdm import tqdm as _tqdm
+
+    _tqdm.set_lock(threading.RLock())  # not tqdm's default multiprocessing lock, which a stopped worker would leak
+
+
 def label_videos(inputs: list[Path], out_root: Path, config: LabelConfig, workers: int = 1,
                  backend: str = "local") -> Path:
     """Label many videos: serially, in `workers` local processes, or as Ray tasks. Returns index.json.
@@ -236,13 +253,27 @@ def _label_videos(sources: list[Path], out_root: Path, config: LabelConfig, work
         from concurrent.futures import ProcessPoolExecutor
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+        try:
             futures = {pool.submit(_label_one, j): j[0] for j in jobs}
             for fut in tqdm(futures, desc="videos", unit="video"):
                 try:
                     fut.result()
                 except Exception as exc:  # noqa: BLE001
                     failures[futures[fut]] = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+        except BaseException:
+            # Ctrl-C / SIGTERM / a full disk: stop the workers now (each video's store survives a kill, and a
+            # rerun resumes), instead of waiting for their videos to finish after this run's lock is gone.
+            procs = list(getattr(pool, "_processes", {}).values())
+            for proc in procs:
+                proc.terminate()  # workers exit at once between two Python steps (see _worker_init)
+            for proc in procs:
+                proc.join(5.0)
+                if proc.is_alive():
+                    proc.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
     else:
         methods = build_methods(config.methods, config.max_keypoints, config.device)
         for j in tqdm(jobs, desc="videos", unit="video"):

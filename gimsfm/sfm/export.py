@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pycolmap
 
-from .. import logger
 from ..utils.fault import point
 from .scene_view import points_and_colors
 

@@ -16,7 +16,6 @@ DoG keypoints on one blob, e.g. SIFT's several orientations at one location). Ba
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np

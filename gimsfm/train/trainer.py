@@ -37,7 +37,6 @@ from ..utils.checkpoint import read_torch_file
 from ..utils.device import resolve_device, torchrun_world
 from ..utils.fault import point
 from ..utils.runlock import RunLock, pid_alive
-from . import labels as L
 from .arch import arch_for
 from .arch.lightglue import evaluate  # noqa: F401  (public name, used by tests and tools)
 from .datasets import resolve_path
