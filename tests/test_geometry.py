@@ -213,3 +213,14 @@ def test_rectified_stereo_motorcycle(method):
     assert err_R < 0.5 and err_t < 2.0, (err_t, err_R)
     # Rectified: inlier correspondences lie on the same scanline.
     assert np.median(np.abs(k0[est.inliers, 1] - k1[est.inliers, 1])) < 1.0
+
+
+def test_essential_on_zero_motion_is_a_failure_not_a_crash():
+    """Identical keypoints in both images (no camera motion) trip OpenCV's 5-point solver (solvePoly
+    assertion); bench ceiling met it on a synthetic pair. It must come back as a failed model."""
+    from gimsfm.geometry.estimation import estimate_essential
+
+    K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    pts = np.random.default_rng(0).uniform(0, 600, (30, 2))
+    model = estimate_essential(pts, pts.copy(), K, K, 0.5, "opencv-ransac")
+    assert model.matrix is None and model.info["reason"] == "degenerate input"

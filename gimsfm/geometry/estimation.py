@@ -156,8 +156,11 @@ def estimate_essential(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1:
     kn0, kn1 = normalize_keypoints(kpts0, K0), normalize_keypoints(kpts1, K1)
     f_mean = np.mean([K0[0, 0], K0[1, 1], K1[0, 0], K1[1, 1]])
     cv2.setRNGSeed(int(seed))
-    E, mask = cv2.findEssentialMat(kn0, kn1, np.eye(3), method=_cv_method(method), prob=confidence,
-                                   threshold=float(thresh_px) / f_mean, maxIters=int(max_iters))
+    try:
+        E, mask = cv2.findEssentialMat(kn0, kn1, np.eye(3), method=_cv_method(method), prob=confidence,
+                                       threshold=float(thresh_px) / f_mean, maxIters=int(max_iters))
+    except cv2.error:  # degenerate samples (e.g. nearly identical points) trip OpenCV's 5-point solver
+        return _failed("essential", n, "degenerate input")
     if E is None or mask is None or E.size == 0:
         return _failed("essential", n, "no model")
     best = pose_from_essential(E, kn0, kn1, mask)
