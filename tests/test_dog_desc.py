@@ -162,10 +162,13 @@ def test_shipped_descriptor_reconstructs_and_matches(tmp_path):
         pytest.skip("dog-desc-gim weights not shipped")
     demo = REPO / "scenes" / "sacre_coeur" / "images"
     out = tmp_path / "rec"
-    run_cli("reconstruct", demo, "--out", out, "--matcher", "dog-desc-gim", "--max-keypoints", "2048")
+    # 4096 keypoints (the matcher's sfm default is 8192): at 2048 this model's demo map registers 3 of 10 images
+    # although all 45 pairs verify (COLMAP's initialisation; sift-nn and dog-desc-base register 10), see
+    # docs/dog_desc.md.
+    run_cli("reconstruct", demo, "--out", out, "--matcher", "dog-desc-gim", "--max-keypoints", "4096")
     s = json.loads((out / "summary.json").read_text())
     assert s["num_registered"] >= 9 and s["num_points3D"] > 300 and s["mean_reprojection_error"] < 1.5, s
     with h5py.File(out / "features.h5", "r") as f:
         g = f[next(iter(f.keys()))]
         assert g["descriptors"].shape[0] == 128 or g["descriptors"].shape[-1] == 128
-        assert g["keypoints"].shape[0] <= 2048
+        assert g["keypoints"].shape[0] <= 4096
