@@ -23,6 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from kornia.feature.loftr.loftr_module.transformer import LocalFeatureTransformer
 
+from .resnet import Bottleneck
+
 DEFAULT_CONF: dict[str, Any] = {
     "coarse": {"d_model": 256, "nhead": 8, "layers": 4},  # 4 x (self, cross)
     "fine": {"d_model": 128, "nhead": 8, "layers": 1},
@@ -35,28 +37,6 @@ DEFAULT_CONF: dict[str, Any] = {
 
 def _bn(c: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(c, eps=1e-5)
-
-
-class Bottleneck(nn.Module):
-    """ResNet-50 bottleneck (1x1 -> 3x3 with the stride -> 1x1 expanding x4), torchvision's layout."""
-
-    def __init__(self, cin: int, width: int, stride: int):
-        super().__init__()
-        cout = 4 * width
-        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
-        self.bn1 = _bn(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
-        self.bn2 = _bn(width)
-        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
-        self.bn3 = _bn(cout)
-        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), _bn(cout))
-                           if stride != 1 or cin != cout else None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = F.relu(self.bn2(self.conv2(y)))
-        y = self.bn3(self.conv3(y))
-        return F.relu(y + (x if self.downsample is None else self.downsample(x)))
 
 
 class ResNet50Trunk(nn.Module):
