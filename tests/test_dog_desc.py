@@ -61,6 +61,30 @@ def test_descriptors_are_unit_and_deterministic():
         torch.testing.assert_close(m.describe(0.5 * x + 0.2), a, atol=1e-4, rtol=1e-4)
 
 
+def test_cpu_inference_graph_equals_eager():
+    """The frozen oneDNN graph the matchers use on CPU gives the eager network's descriptors, batch-independent,
+    and is dropped as soon as the model trains again."""
+    from gimsfm.models import build_model
+
+    torch.manual_seed(0)
+    m = build_model("patch_descriptor", {}).eval()
+    x = torch.rand(300, 1, 32, 32)
+    with torch.inference_mode():
+        eager = m.describe(x)
+    assert m.optimize_for_cpu()
+    with torch.inference_mode():
+        fast, again, few = m.describe(x), m.describe(x.clone()), m.describe(x[:1])
+    torch.testing.assert_close(fast, eager, atol=1e-5, rtol=1e-5)
+    assert torch.equal(fast, again)
+    torch.testing.assert_close(few, eager[:1], atol=1e-5, rtol=1e-5)
+    m.train()
+    with torch.no_grad():
+        m.net[0].weight.mul_(-1)
+    m.eval()
+    with torch.inference_mode():
+        assert not torch.allclose(m.describe(x), fast, atol=1e-3)  # the changed weights, not the stale graph
+
+
 def _tiny(tmp_path: Path) -> dict:
     from gimsfm.train.trainer import load_preset
 

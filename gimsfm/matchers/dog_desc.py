@@ -45,6 +45,8 @@ class DogDescMatcher(Matcher):
         self.conf["weights_sha1"] = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
         if self.conf["ratio"] is None:
             self.conf["ratio"] = float(self.model.conf["ratio"])
+        if self.torch_device.type == "cpu":
+            self.model.optimize_for_cpu()
 
     @property
     def feature_key(self) -> str:
