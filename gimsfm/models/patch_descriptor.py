@@ -47,6 +47,7 @@ class PatchDescriptor(nn.Module):
         layers += [nn.Dropout(float(c["dropout"])), nn.Conv2d(cin, int(c["dim"]), size, bias=False),
                    nn.BatchNorm2d(int(c["dim"]), affine=False)]
         self.net = nn.Sequential(*layers)
+        self._frozen = None  # CPU inference graph (optimize_for_cpu); kept out of the module tree
 
     @staticmethod
     def standardise(patches: torch.Tensor) -> torch.Tensor:
@@ -57,9 +58,8 @@ class PatchDescriptor(nn.Module):
 
     def describe(self, patches: torch.Tensor) -> torch.Tensor:
         """(N, 1, PS, PS) -> (N, dim), unit L2 norm."""
-        frozen = getattr(self, "_frozen", None)
-        if frozen is not None and not self.training and patches.device.type == "cpu":
-            return F.normalize(frozen(self.standardise(patches)).flatten(1), dim=1)
+        if self._frozen is not None and not self.training and patches.device.type == "cpu":
+            return F.normalize(self._frozen(self.standardise(patches)).flatten(1), dim=1)
         x = self.standardise(patches).contiguous(memory_format=torch.channels_last)
         return F.normalize(self.net(x).flatten(1), dim=1)
 
