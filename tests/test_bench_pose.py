@@ -107,6 +107,23 @@ def test_zeb_protocol_on_shared_pairs_and_cache(shared_data, tmp_path):
     assert all(first[k] == again[k] for k in ("auc@5", "auc@10", "auc@20"))
 
 
+def test_zeb_ransac_runs(shared_data, tmp_path):
+    """--ransac-runs K: run 0 is the protocol's estimate (the same score as without), K per pair are stored and
+    their mean AUC reported; the runs really differ on a hard set."""
+    from gimsfm.bench.zeb import run_zeb
+
+    data = [shared_data / "pose" / "middlebury_temple"]
+    one = run_zeb(data, ["sift-nn"], tmp_path / "one", _cfg())
+    res = run_zeb(data, ["sift-nn"], tmp_path / "k", _cfg(ransac_runs=4), cache=tmp_path / "one" / "cache")
+    e1, ek = one["matchers"]["sift-nn"], res["matchers"]["sift-nn"]
+    assert ek["mean"] == e1["mean"]
+    assert set(ek["mean_runs"]) == {"auc@5", "auc@10", "auc@20"}
+    rows = json.loads((tmp_path / "k" / "per_pair.json").read_text())["sift-nn"]["middlebury_temple"]
+    assert all(len(r["err_runs"]) == 4 and r["err_runs"][0] == r["err"] for r in rows)
+    assert any(len({round(e, 6) for e in r["err_runs"]}) > 1 for r in rows)
+    assert "mean of 4 RANSAC runs" in (tmp_path / "k" / "results.md").read_text()
+
+
 def test_zeb_deterministic_across_runs(shared_data, tmp_path):
     """Two independent runs (no shared cache) give identical AUCs."""
     from gimsfm.bench.zeb import run_zeb
@@ -337,6 +354,38 @@ def test_bench_compare_reads_per_pair_results(tmp_path, capsys):
     assert rows[0]["difference"]["auc@10"] == res["difference"]["auc@10"]
     assert rows[1]["difference"]["auc@5"] == (0.0, 0.0, 0.0)
     assert rows[0]["mean"]["auc@10"] > rows[1]["mean"]["auc@10"]
+
+
+def test_repeated_ransac_runs_in_differences_and_compare(tmp_path, capsys):
+    """(runs, pairs) errors: the AUC is the mean over runs, the bootstrap resamples pairs (shared by all runs),
+    so averaging out the estimator's luck narrows the interval; `compare --runs` reads bench zeb's err_runs."""
+    from gimsfm.bench.compare import compare_results
+    from gimsfm.bench.metrics import auc_percent, paired_auc_difference, runs_auc
+
+    rng = np.random.default_rng(4)
+    truth = {d: rng.uniform(0, 25, 40) for d in ("a", "b")}
+    # Each run adds estimator noise to every pair's error; B's pairs are 1 degree worse on average.
+    runs_a = {d: np.abs(t[None] + rng.normal(0, 6, (8, 40))) for d, t in truth.items()}
+    runs_b = {d: np.abs(t[None] + 1.0 + rng.normal(0, 6, (8, 40))) for d, t in truth.items()}
+    assert runs_auc(runs_a["a"])["auc@10"] == pytest.approx(
+        np.mean([auc_percent(r, [10])["auc@10"] for r in runs_a["a"]]))
+    one = paired_auc_difference({d: r[0] for d, r in runs_a.items()}, {d: r[0] for d, r in runs_b.items()},
+                                n_boot=300)
+    many = paired_auc_difference(runs_a, runs_b, n_boot=300)
+    width = lambda x: x["auc@10"][2] - x["auc@10"][1]  # noqa: E731
+    assert width(many) < 0.75 * width(one)
+    per_pair = {m: {d: [{"err": float(r[0, i]), "err_runs": r[:, i].tolist()} for i in range(40)]
+                    for d, r in runs.items()} for m, runs in (("new", runs_a), ("sift-nn", runs_b))}
+    (tmp_path / "per_pair.json").write_text(json.dumps(per_pair))
+    res = compare_results([tmp_path], "new", "sift-nn", n_boot=300, runs=True)
+    assert res["difference"]["auc@10"] == many["auc@10"]
+    assert compare_results([tmp_path], "new", "sift-nn", n_boot=300)["difference"]["auc@10"] == one["auc@10"]
+    for rows in per_pair["new"].values():
+        for r in rows:
+            del r["err_runs"]
+    (tmp_path / "per_pair.json").write_text(json.dumps(per_pair))
+    with pytest.raises(InputError, match="--ransac-runs"):
+        compare_results([tmp_path], "new", "sift-nn", runs=True)
 
 
 def test_table_specs_in_pipelines_load():

@@ -138,6 +138,27 @@ def test_essential_is_deterministic_with_seed():
         np.testing.assert_array_equal(a.R, b.R)
 
 
+@pytest.mark.parametrize("fn", ["essential", "fundamental", "homography"])
+def test_opencv_seed_changes_the_sample_sequence(fn):
+    """OpenCV's RANSAC ignores cv2.setRNGSeed: seeds other than 0 must still draw other samples (a shuffled
+    order), reproducibly, with the inlier mask in the caller's order."""
+    rng = np.random.default_rng(3)
+    x0, x1, _, n_out = _scene(rng, outliers=0.5, noise=0.7)
+    if fn == "homography":  # a plane's points: warp x0 by a fixed H, then corrupt the first n_out
+        H = np.array([[1.0, 0.05, 10], [0.02, 0.95, -5], [1e-4, 0, 1]])
+        x1 = cv2.perspectiveTransform(x0[None].astype(np.float64), H)[0] + rng.normal(0, 1.0, x0.shape)
+        x1[:n_out] = rng.uniform(0, 600, (n_out, 2))
+    est = {"essential": lambda s: estimate_essential(x0, x1, K, K, 0.5, "opencv-ransac", max_iters=50, seed=s),
+           "fundamental": lambda s: estimate_fundamental(x0, x1, 1.0, "opencv-ransac", max_iters=50, seed=s),
+           "homography": lambda s: estimate_homography(x0, x1, 3.0, "opencv-ransac", max_iters=50, seed=s)}[fn]
+    runs = {s: est(s) for s in range(6)}
+    masks = {s: r.inliers.tobytes() for s, r in runs.items()}
+    assert len(set(masks.values())) > 1  # different samples, different consensus sets
+    np.testing.assert_array_equal(est(3).inliers, runs[3].inliers)  # reproducible
+    for r in runs.values():  # inliers refer to the given order (a permuted mask would mix both groups evenly)
+        assert r.success and r.inliers[:n_out].mean() < 0.3 * r.inliers[n_out:].mean()
+
+
 def test_too_few_matches_fail_cleanly():
     est = estimate_essential(np.zeros((3, 2)), np.zeros((3, 2)), K, K)
     assert not est.success and est.num_inliers == 0 and est.R is None

@@ -49,6 +49,9 @@ def zeb_cmd(
     confidence: float = typer.Option(0.99999, "--confidence"),
     max_iters: int = typer.Option(1000, "--max-iters", help="RANSAC iterations (ZEB: OpenCV default 1000)"),
     seed: int = SEED_OPT,
+    ransac_runs: int = typer.Option(1, "--ransac-runs", min=1, help="estimate every pair this many times (seeds "
+                                    "SEED, SEED+1, ...): run 0 is the protocol's score, the mean over runs its "
+                                    "expectation over RANSAC's sampling (`bench compare --runs`)"),
     max_side: int = MAX_SIDE_OPT,
     max_keypoints: int = MAX_KEYPOINTS_OPT,
     max_pairs: int = MAX_PAIRS_OPT,
@@ -62,7 +65,7 @@ def zeb_cmd(
 
     paths = resolve_data(data, suite, "pose", default_suite=None)
     cfg = PoseEvalConfig(threshold, _check_estimator(estimator), confidence, max_iters, seed, _max_side(max_side),
-                         max_pairs or None, max_keypoints or None)
+                         max_pairs or None, max_keypoints or None, ransac_runs)
     run_zeb(paths, matcher, out, cfg, add_baseline=not no_baseline, overwrite=overwrite, cache=cache)
 
 
@@ -191,6 +194,8 @@ def compare_cmd(
                                 "row per matcher (e.g. an ablation table)"),
     b: str = typer.Option("sift-nn", "--b", help="matcher B, as named in the results"),
     n_boot: int = typer.Option(2000, "--n-boot", help="bootstrap replicates"),
+    runs: bool = typer.Option(False, "--runs", help="compare the AUC averaged over each pair's repeated RANSAC "
+                              "estimates (results of `bench zeb --ransac-runs K`)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the differences to this JSON file"),
 ) -> None:
     """Mean AUC of A minus B on the same pairs, with a 95 % paired bootstrap interval (is it more than luck?)."""
@@ -198,7 +203,8 @@ def compare_cmd(
 
     from ..bench.compare import compare_many, compare_results
 
-    res = compare_results(results, a[0], b, n_boot) if len(a) == 1 else compare_many(results, a, b, n_boot)
+    res = (compare_results(results, a[0], b, n_boot, runs) if len(a) == 1
+           else compare_many(results, a, b, n_boot, runs))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(res, indent=1))

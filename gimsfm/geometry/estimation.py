@@ -1,6 +1,8 @@
 """Robust two-view model estimation: essential (+ relative pose), fundamental and homography.
 
-Estimators (all seeded, so results are deterministic):
+Estimators (all seeded, so results are deterministic; OpenCV's RANSAC and USAC draw their samples from a fixed
+internal generator that `cv2.setRNGSeed` does not reach, so a seed other than 0 shuffles the correspondences
+before the call: a different, reproducible sample sequence; seed 0 keeps the given order):
 - ``opencv-ransac``: OpenCV's plain RANSAC (the ZEB / SuperGlue / LoFTR evaluation protocol for E).
 - ``opencv-magsac``: OpenCV USAC_MAGSAC (MAGSAC++), the default for `gimsfm match`.
 - ``poselib``: PoseLib's LO-RANSAC with non-linear refinement.
@@ -97,6 +99,19 @@ def _poselib_ransac(threshold_key: str, thresh_px: float, confidence: float, max
             "max_iterations": int(max_iters), "min_iterations": min(1000, int(max_iters))}
 
 
+def _opencv_order(n: int, seed: int) -> np.ndarray | None:
+    """The order OpenCV sees the correspondences in: None (as given) for seed 0, else a seeded permutation."""
+    return None if int(seed) == 0 else np.random.default_rng(int(seed)).permutation(n)
+
+
+def _unpermute(mask: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    if order is None:
+        return mask
+    out = np.zeros(len(order), bool)
+    out[order] = np.asarray(mask, bool)[: len(order)]
+    return out
+
+
 def normalize_keypoints(kpts: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Pixel coordinates -> normalised camera coordinates (x - c) / f (skew ignored, as ZEB)."""
     K = np.asarray(K, np.float64)
@@ -156,6 +171,9 @@ def estimate_essential(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1:
     kn0, kn1 = normalize_keypoints(kpts0, K0), normalize_keypoints(kpts1, K1)
     f_mean = np.mean([K0[0, 0], K0[1, 1], K1[0, 0], K1[1, 1]])
     cv2.setRNGSeed(int(seed))
+    order = _opencv_order(n, seed)
+    if order is not None:
+        kn0, kn1 = kn0[order], kn1[order]
     try:
         E, mask = cv2.findEssentialMat(kn0, kn1, np.eye(3), method=_cv_method(method), prob=confidence,
                                        threshold=float(thresh_px) / f_mean, maxIters=int(max_iters))
@@ -169,7 +187,8 @@ def estimate_essential(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1:
     E_best, R, t, inliers = best
     # OpenCV's scale is arbitrary (USAC returns E with singular values ~600): normalise to (1, 1, 0).
     E_best = E_best * (np.sqrt(2) / max(np.linalg.norm(E_best), 1e-12))
-    return TwoViewModel("essential", E_best, inliers, R, t, info={"candidates": int(E.shape[0] // 3)})
+    return TwoViewModel("essential", E_best, _unpermute(inliers, order), R, t,
+                        info={"candidates": int(E.shape[0] // 3)})
 
 
 def estimate_fundamental(kpts0: np.ndarray, kpts1: np.ndarray, thresh_px: float = 1.0,
@@ -189,12 +208,15 @@ def estimate_fundamental(kpts0: np.ndarray, kpts1: np.ndarray, thresh_px: float 
             return _failed("fundamental", n, "no model")
         return TwoViewModel("fundamental", np.asarray(F) / np.linalg.norm(F), inliers)
     cv2.setRNGSeed(int(seed))
+    order = _opencv_order(n, seed)
+    if order is not None:
+        kpts0, kpts1 = kpts0[order], kpts1[order]
     F, mask = cv2.findFundamentalMat(kpts0, kpts1, _cv_method(method), float(thresh_px), confidence,
                                      int(max_iters))
     if F is None or mask is None or F.shape != (3, 3):
         # OpenCV may return up to three stacked solutions only for the 7-point method, not for RANSAC.
         return _failed("fundamental", n, "no model")
-    return TwoViewModel("fundamental", F / np.linalg.norm(F), _mask(mask, n))
+    return TwoViewModel("fundamental", F / np.linalg.norm(F), _unpermute(_mask(mask, n), order))
 
 
 def estimate_homography(kpts0: np.ndarray, kpts1: np.ndarray, thresh_px: float = 3.0,
@@ -215,11 +237,14 @@ def estimate_homography(kpts0: np.ndarray, kpts1: np.ndarray, thresh_px: float =
             return _failed("homography", n, "no model")
         return TwoViewModel("homography", H / H[2, 2], inliers)
     cv2.setRNGSeed(int(seed))
+    order = _opencv_order(n, seed)
+    if order is not None:
+        kpts0, kpts1 = kpts0[order], kpts1[order]
     H, mask = cv2.findHomography(kpts0, kpts1, _cv_method(method), float(thresh_px), maxIters=int(max_iters),
                                  confidence=confidence)
     if H is None or mask is None or H.shape != (3, 3) or abs(H[2, 2]) < 1e-12:
         return _failed("homography", n, "no model")
-    return TwoViewModel("homography", H / H[2, 2], _mask(mask, n))
+    return TwoViewModel("homography", H / H[2, 2], _unpermute(_mask(mask, n), order))
 
 
 def estimate_two_view(geometry: str, kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray | None = None,
