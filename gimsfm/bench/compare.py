@@ -12,9 +12,9 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import InputError
 import numpy as np
 
+from ..errors import InputError
 from .metrics import POSE_THRESHOLDS, paired_auc_difference, runs_auc
 from .report import print_table
 

@@ -56,9 +56,13 @@ def evaluate_pose_dataset(ds: PoseDataset, matcher, cache_dir: Path, cfg: PoseEv
     t_est = 0.0
     for p in tqdm(pairs, desc=f"{name}: pose", leave=False, disable=None):
         m = cpm.get(p.name0, p.name1)
+
+        def estimate(seed: int):
+            return estimate_essential(m.kpts0, m.kpts1, p.K0, p.K1, cfg.thresh_px, cfg.estimator, cfg.confidence,
+                                      cfg.max_iters, seed)
+
         t0 = time.perf_counter()
-        est = estimate_essential(m.kpts0, m.kpts1, p.K0, p.K1, cfg.thresh_px, cfg.estimator, cfg.confidence,
-                                 cfg.max_iters, cfg.seed)
+        est = estimate(cfg.seed)
         t_est += time.perf_counter() - t0
         err_t, err_R = pose_error(p.T_0to1, est.R, est.t)
         err = max(err_t, err_R)
@@ -67,8 +71,7 @@ def evaluate_pose_dataset(ds: PoseDataset, matcher, cache_dir: Path, cfg: PoseEv
                         "err_t": err_t, "err_R": err_R, "err": err, "success": est.success,
                         **cpm.timings.pair_cost(p.name0, p.name1)})
         if cfg.ransac_runs > 1:
-            more = [estimate_essential(m.kpts0, m.kpts1, p.K0, p.K1, cfg.thresh_px, cfg.estimator, cfg.confidence,
-                                       cfg.max_iters, cfg.seed + k) for k in range(1, cfg.ransac_runs)]
+            more = (estimate(cfg.seed + k) for k in range(1, cfg.ransac_runs))
             records[-1]["err_runs"] = [err] + [max(pose_error(p.T_0to1, e.R, e.t)) for e in more]
     t_ext, t_match = cpm.timings.seconds(pair_names)
     n = len(pairs)

@@ -1,8 +1,8 @@
 """Robust two-view model estimation: essential (+ relative pose), fundamental and homography.
 
-Estimators (all seeded, so results are deterministic; OpenCV's RANSAC and USAC draw their samples from a fixed
-internal generator that `cv2.setRNGSeed` does not reach, so a seed other than 0 shuffles the correspondences
-before the call: a different, reproducible sample sequence; seed 0 keeps the given order):
+Estimators (all seeded, so results are deterministic; OpenCV's RANSAC draws its samples from a fixed internal
+generator that `cv2.setRNGSeed` does not reach (measured), so for the OpenCV estimators a seed other than 0
+shuffles the correspondences before the call: another reproducible sample sequence; seed 0 keeps the order):
 - ``opencv-ransac``: OpenCV's plain RANSAC (the ZEB / SuperGlue / LoFTR evaluation protocol for E).
 - ``opencv-magsac``: OpenCV USAC_MAGSAC (MAGSAC++), the default for `gimsfm match`.
 - ``poselib``: PoseLib's LO-RANSAC with non-linear refinement.
@@ -99,16 +99,22 @@ def _poselib_ransac(threshold_key: str, thresh_px: float, confidence: float, max
             "max_iterations": int(max_iters), "min_iterations": min(1000, int(max_iters))}
 
 
-def _opencv_order(n: int, seed: int) -> np.ndarray | None:
-    """The order OpenCV sees the correspondences in: None (as given) for seed 0, else a seeded permutation."""
-    return None if int(seed) == 0 else np.random.default_rng(int(seed)).permutation(n)
+def _seeded_order(seed: int, x0: np.ndarray, x1: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Seed OpenCV and return (order, x0, x1) in the order OpenCV sees the correspondences: as given for seed 0
+    (order None), else a seeded permutation (the seed OpenCV's RANSAC itself ignores)."""
+    cv2.setRNGSeed(int(seed))
+    if int(seed) == 0:
+        return None, x0, x1
+    order = np.random.default_rng(int(seed)).permutation(len(x0))
+    return order, x0[order], x1[order]
 
 
 def _unpermute(mask: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    """An inlier mask over the shuffled correspondences -> the same mask in the caller's order."""
     if order is None:
         return mask
     out = np.zeros(len(order), bool)
-    out[order] = np.asarray(mask, bool)[: len(order)]
+    out[order] = mask
     return out
 
 
@@ -170,10 +176,7 @@ def estimate_essential(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1:
                             info={"iterations": int(info.get("iterations", 0))})
     kn0, kn1 = normalize_keypoints(kpts0, K0), normalize_keypoints(kpts1, K1)
     f_mean = np.mean([K0[0, 0], K0[1, 1], K1[0, 0], K1[1, 1]])
-    cv2.setRNGSeed(int(seed))
-    order = _opencv_order(n, seed)
-    if order is not None:
-        kn0, kn1 = kn0[order], kn1[order]
+    order, kn0, kn1 = _seeded_order(seed, kn0, kn1)
     try:
         E, mask = cv2.findEssentialMat(kn0, kn1, np.eye(3), method=_cv_method(method), prob=confidence,
                                        threshold=float(thresh_px) / f_mean, maxIters=int(max_iters))
@@ -207,10 +210,7 @@ def estimate_fundamental(kpts0: np.ndarray, kpts1: np.ndarray, thresh_px: float 
         if inliers.sum() < MIN_MATCHES["fundamental"] or not np.isfinite(F).all():
             return _failed("fundamental", n, "no model")
         return TwoViewModel("fundamental", np.asarray(F) / np.linalg.norm(F), inliers)
-    cv2.setRNGSeed(int(seed))
-    order = _opencv_order(n, seed)
-    if order is not None:
-        kpts0, kpts1 = kpts0[order], kpts1[order]
+    order, kpts0, kpts1 = _seeded_order(seed, kpts0, kpts1)
     F, mask = cv2.findFundamentalMat(kpts0, kpts1, _cv_method(method), float(thresh_px), confidence,
                                      int(max_iters))
     if F is None or mask is None or F.shape != (3, 3):
@@ -236,10 +236,7 @@ def estimate_homography(kpts0: np.ndarray, kpts1: np.ndarray, thresh_px: float =
         if inliers.sum() < MIN_MATCHES["homography"] or not np.isfinite(H).all() or abs(H[2, 2]) < 1e-12:
             return _failed("homography", n, "no model")
         return TwoViewModel("homography", H / H[2, 2], inliers)
-    cv2.setRNGSeed(int(seed))
-    order = _opencv_order(n, seed)
-    if order is not None:
-        kpts0, kpts1 = kpts0[order], kpts1[order]
+    order, kpts0, kpts1 = _seeded_order(seed, kpts0, kpts1)
     H, mask = cv2.findHomography(kpts0, kpts1, _cv_method(method), float(thresh_px), maxIters=int(max_iters),
                                  confidence=confidence)
     if H is None or mask is None or H.shape != (3, 3) or abs(H[2, 2]) < 1e-12:
